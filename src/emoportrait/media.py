@@ -1,0 +1,348 @@
+"""Media I/O: read frames and audio from any video or still image, write H.264/AAC mp4.
+
+Frames cross this module's boundary as ``(H, W, 3)`` uint8 RGB arrays. Videos are
+decoded as a stream (:func:`iter_frames`), so a long video is never held in memory
+whole unless the caller asks for it (:func:`read_frames`). A still image is a
+one-frame target. Every writer goes through :func:`atomic_output`: it writes to a
+temporary file beside the destination and renames it at the end, so a crash never
+leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+"""File suffixes read as still images (one-frame targets)."""
+
+_AV_ERRORS = (av.error.FFmpegError, UnicodeDecodeError)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video or image file holds.
+
+    ``fps`` is ``None`` for a still image; ``n_frames`` is the container's count or,
+    when the container does not store one, an estimate from duration × fps.
+    ``duration_s`` is 0 for a still image.
+    """
+
+    path: Path
+    width: int
+    height: int
+    fps: float | None
+    n_frames: int
+    duration_s: float
+    has_audio: bool
+    audio_sample_rate: int | None
+
+    @property
+    def is_image(self) -> bool:
+        return self.fps is None
+
+
+def is_image(path: str | Path) -> bool:
+    """True when ``path`` names a still image (by its suffix)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _require_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"'{path}' does not exist")
+    if not path.is_file():
+        raise InputError(f"'{path}' is not a file")
+    return path
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path))
+    except _AV_ERRORS as exc:
+        raise InputError(f"'{path}' is not a readable video or audio file ({_one_line(exc)})") from exc
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a still image as ``(H, W, 3)`` uint8 RGB (EXIF orientation applied)."""
+    path = _require_file(path)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"'{path}' is not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Describe a video or image file without decoding its frames."""
+    path = _require_file(path)
+    if is_image(path):
+        height, width = read_image(path).shape[:2]
+        return VideoInfo(path, width, height, None, 1, 0.0, False, None)
+    with _open_container(path) as container:
+        if not container.streams.video:
+            raise InputError(f"'{path}' has no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate:
+            raise InputError(f"'{path}' does not state its frame rate")
+        fps = float(rate)
+        if container.duration:
+            duration = container.duration / av.time_base
+        elif stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = stream.frames / fps
+        n_frames = stream.frames or round(duration * fps)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return VideoInfo(
+            path=path,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=fps,
+            n_frames=int(n_frames),
+            duration_s=float(duration),
+            has_audio=audio is not None,
+            audio_sample_rate=audio.codec_context.sample_rate if audio is not None else None,
+        )
+
+
+def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Yield the frames of a video (or the single frame of an image), ``(H, W, 3)`` uint8 RGB.
+
+    Frames are decoded one at a time. A file that turns out to be truncated or
+    corrupt part-way raises :class:`InputError` naming the frame where it broke.
+    """
+    path = _require_file(path)
+    if is_image(path):
+        yield read_image(path)
+        return
+    index = 0
+    with _open_container(path) as container:
+        if not container.streams.video:
+            raise InputError(f"'{path}' has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+                index += 1
+        except _AV_ERRORS as exc:
+            raise InputError(
+                f"'{path}' is corrupt or truncated at frame {index} ({_one_line(exc)})"
+            ) from exc
+    if index == 0:
+        raise InputError(f"'{path}' holds no decodable video frame")
+
+
+def read_frames(path: str | Path, max_frames: int | None = None) -> np.ndarray:
+    """Read up to ``max_frames`` frames into memory as ``(T, H, W, 3)`` uint8 RGB."""
+    frames = []
+    for frame in iter_frames(path):
+        if max_frames is not None and len(frames) >= max_frames:
+            break
+        frames.append(frame)
+    return np.stack(frames)
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of any audio or video file.
+
+    Returns ``(samples, sample_rate)``: ``samples`` is ``(S,)`` float32 mono in
+    [-1, 1] (channels mixed down) at the file's own sample rate in Hz.
+    """
+    path = _require_file(path)
+    if is_image(path):
+        raise InputError(f"'{path}' is an image and has no audio; give a video or audio file")
+    with _open_container(path) as container:
+        if not container.streams.audio:
+            raise InputError(f"'{path}' has no audio stream; give a file with sound")
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+        except _AV_ERRORS as exc:
+            raise InputError(f"'{path}' has a corrupt audio stream ({_one_line(exc)})") from exc
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return samples, int(rate)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    The temporary name keeps the suffix so writers that pick a format from it work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        yield temp
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """Pad a frame by edge replication to even width and height (yuv420p needs both)."""
+    height, width = frame.shape[:2]
+    pad_h, pad_w = height % 2, width % 2
+    if pad_h or pad_w:
+        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return frame
+
+
+class VideoWriter:
+    """Write an H.264 (yuv420p) mp4, optionally with an AAC audio track, atomically.
+
+    >>> with VideoWriter("out.mp4", fps=25, audio=speech, sample_rate=16000) as writer:
+    ...     for frame in frames:          # (H, W, 3) uint8 RGB, all the same size
+    ...         writer.write(frame)
+
+    The frame size is taken from the first frame; odd sizes are padded by one
+    replicated row/column. ``audio`` is ``(S,)`` float32 mono in [-1, 1]; it is
+    interleaved with the video as frames arrive, starting at pts 0 so that audio
+    and video start together. The file appears at ``path`` only when the writer
+    closes without error.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        audio: np.ndarray | None = None,
+        sample_rate: int | None = None,
+        crf: int = 18,
+        preset: str = "medium",
+    ) -> None:
+        if fps <= 0:
+            raise InputError(f"frame rate must be positive, got {fps}")
+        if audio is not None and not sample_rate:
+            raise InputError("audio given without its sample rate")
+        self.path = Path(path)
+        self.fps = fps
+        self._rate = Fraction(fps).limit_denominator(1001)
+        self._audio = None if audio is None else np.asarray(audio, np.float32).reshape(-1)
+        self._sample_rate = sample_rate
+        self._options = {"crf": str(crf), "preset": preset}
+        self._atomic = atomic_output(self.path)
+        temp = self._atomic.__enter__()
+        self._container = av.open(str(temp), mode="w")
+        self._video = None
+        self._audio_stream = None
+        self._audio_sent = 0
+        self.frames_written = 0
+        if self._audio is not None:
+            self._audio_stream = self._container.add_stream("aac", rate=sample_rate, layout="mono")
+
+    def _open_video(self, frame: np.ndarray) -> None:
+        stream = self._container.add_stream("libx264", rate=self._rate, options=self._options)
+        stream.height, stream.width = frame.shape[:2]
+        stream.pix_fmt = "yuv420p"
+        self._video = stream
+
+    def _send_audio_until(self, end_sample: int) -> None:
+        end_sample = min(end_sample, len(self._audio))
+        if end_sample <= self._audio_sent:
+            return
+        chunk = self._audio[self._audio_sent : end_sample]
+        audio_frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+        audio_frame.sample_rate = self._sample_rate
+        audio_frame.pts = self._audio_sent
+        audio_frame.time_base = Fraction(1, self._sample_rate)
+        self._container.mux(self._audio_stream.encode(audio_frame))
+        self._audio_sent = end_sample
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``(H, W, 3)`` uint8 RGB frame."""
+        frame = _even(np.ascontiguousarray(frame, dtype=np.uint8))
+        if self._video is None:
+            self._open_video(frame)
+        elif frame.shape[:2] != (self._video.height, self._video.width):
+            raise InputError(
+                f"frame {self.frames_written} is {frame.shape[1]}x{frame.shape[0]}, "
+                f"but the video is {self._video.width}x{self._video.height}"
+            )
+        video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        video_frame.pts = self.frames_written
+        video_frame.time_base = 1 / self._rate
+        self._container.mux(self._video.encode(video_frame))
+        self.frames_written += 1
+        if self._audio is not None:
+            self._send_audio_until(math.ceil(self.frames_written / self.fps * self._sample_rate))
+
+    def close(self) -> None:
+        """Flush the encoders and move the finished file into place."""
+        try:
+            if self._video is None:
+                raise InputError(f"no frame was written to '{self.path}'")
+            if self._audio is not None:
+                self._send_audio_until(len(self._audio))
+                self._container.mux(self._audio_stream.encode(None))
+            self._container.mux(self._video.encode(None))
+            self._container.close()
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        self._atomic.__exit__(None, None, None)
+
+    def _abort(self, exc: BaseException) -> None:
+        with contextlib.suppress(Exception):
+            self._container.close()
+        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self._abort(exc)
+
+
+def write_video(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+) -> int:
+    """Write ``frames`` (each ``(H, W, 3)`` uint8 RGB) to an mp4; return the frame count."""
+    with VideoWriter(path, fps, audio=audio, sample_rate=sample_rate) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.frames_written
+
+
+def write_image(path: str | Path, frame: np.ndarray) -> None:
+    """Write one ``(H, W, 3)`` uint8 RGB frame as an image (format from the suffix), atomically."""
+    path = Path(path)
+    ok, encoded = cv2.imencode(path.suffix, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise InputError(f"cannot write an image with suffix '{path.suffix}' ('{path}')")
+    with atomic_output(path) as temp:
+        temp.write_bytes(encoded.tobytes())
