@@ -1,0 +1,129 @@
+"""Named groups of the MediaPipe face mesh (478 points: 468 mesh + 2 × 5 iris).
+
+"left" and "right" are the *subject's* sides, as in MediaPipe: the subject's left
+eye appears on the right of an unmirrored image. Groups are ``int`` index arrays
+into the 478 points; contour groups (lips, eyes, brows, face oval) are ordered along
+the contour so they can be drawn as polylines. They are derived from the connection
+sets that ship with MediaPipe, so they stay consistent with its mesh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from mediapipe.python.solutions import face_mesh_connections as _mesh
+
+N_LANDMARKS = 478
+"""Points per face: 468 mesh points + 5 per iris (``refine_landmarks=True``)."""
+
+
+def _ordered_chains(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Split an edge set into connected chains, each ordered along its edges.
+
+    A chain that closes on itself (a loop) is returned without repeating its first
+    point. Components with branches are returned in walk order from their lowest
+    end point, which is all the callers here need.
+    """
+    neighbours: dict[int, set[int]] = {}
+    for a, b in edges:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    unvisited = set(neighbours)
+    chains = []
+    while unvisited:
+        ends = sorted(i for i in unvisited if len(neighbours[i]) == 1)
+        current = ends[0] if ends else min(unvisited)
+        chain = [current]
+        unvisited.discard(current)
+        while True:
+            following = sorted(neighbours[current] & unvisited)
+            if not following:
+                break
+            current = following[0]
+            chain.append(current)
+            unvisited.discard(current)
+        chains.append(chain)
+    return chains
+
+
+def _single_loop(edges: Iterable[tuple[int, int]]) -> np.ndarray:
+    (loop,) = _ordered_chains(edges)
+    return np.array(loop)
+
+
+def _loop_containing(edges: Iterable[tuple[int, int]], point: int) -> np.ndarray:
+    return np.array(next(c for c in _ordered_chains(edges) if point in c))
+
+
+def _indices(edges: Iterable[tuple[int, int]]) -> np.ndarray:
+    return np.array(sorted({i for edge in edges for i in edge}))
+
+
+_MOUTH_CORNER_OUTER = 61
+_MOUTH_CORNER_INNER = 78
+_RIGHT_IRIS_CENTRE = 468  # the iris centres are points, not part of any connection
+_LEFT_IRIS_CENTRE = 473
+
+GROUPS: dict[str, np.ndarray] = {
+    "outer_lips": _loop_containing(_mesh.FACEMESH_LIPS, _MOUTH_CORNER_OUTER),
+    "inner_lips": _loop_containing(_mesh.FACEMESH_LIPS, _MOUTH_CORNER_INNER),
+    "left_eye": _single_loop(_mesh.FACEMESH_LEFT_EYE),
+    "right_eye": _single_loop(_mesh.FACEMESH_RIGHT_EYE),
+    "left_brow": _indices(_mesh.FACEMESH_LEFT_EYEBROW),
+    "right_brow": _indices(_mesh.FACEMESH_RIGHT_EYEBROW),
+    "left_iris": np.array([_LEFT_IRIS_CENTRE, *_indices(_mesh.FACEMESH_LEFT_IRIS)]),
+    "right_iris": np.array([_RIGHT_IRIS_CENTRE, *_indices(_mesh.FACEMESH_RIGHT_IRIS)]),
+    "nose": _indices(_mesh.FACEMESH_NOSE),
+    "face_oval": _single_loop(_mesh.FACEMESH_FACE_OVAL),
+}
+GROUPS["lips"] = np.concatenate([GROUPS["outer_lips"], GROUPS["inner_lips"]])
+
+# The upper face oval (forehead and temples down to the ears) and the eye corners:
+# with the nose, points that expressions and speech barely move. Pose is fitted on
+# these so that an open mouth or raised brows do not tilt the estimated head.
+_UPPER_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 109, 67, 103, 54, 21, 162, 127, 234]
+_EYE_CORNERS = [33, 133, 362, 263]
+RIGID = np.array(sorted(set(_UPPER_OVAL) | set(_EYE_CORNERS) | set(GROUPS["nose"].tolist())))
+"""Indices of landmarks that stay (nearly) rigid under expression and speech."""
+
+# The 68-point iBUG / dlib layout as MediaPipe indices, point for point (0-based):
+# jaw 0-16 (image left to right), right brow 17-21, left brow 22-26, nose bridge
+# 27-30, nostril base 31-35, right eye 36-41, left eye 42-47, outer lips 48-59,
+# inner lips 60-67. Each was picked as the mesh vertex at the iBUG definition.
+IBUG68 = np.array([
+    127, 234, 93, 132, 58, 172, 136, 149, 152, 378, 365, 397, 288, 361, 323, 454, 356,
+    70, 63, 105, 66, 107,
+    336, 296, 334, 293, 300,
+    168, 197, 5, 4,
+    98, 97, 2, 326, 327,
+    33, 160, 158, 133, 153, 144,
+    362, 385, 387, 263, 373, 380,
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
+    78, 82, 13, 312, 308, 317, 14, 87,
+])
+"""``(68,)`` MediaPipe indices of the iBUG-68 points, so metrics compare with dlib-based work."""
+
+IBUG68_MOUTH = np.arange(48, 68)
+"""Positions of the mouth points (outer + inner lips) within the 68-point layout."""
+
+
+def group(name: str) -> np.ndarray:
+    """Return the indices of a named group; raise ``KeyError`` naming the valid ones."""
+    try:
+        return GROUPS[name]
+    except KeyError:
+        raise KeyError(f"unknown landmark group '{name}'; known groups: {', '.join(GROUPS)}") from None
+
+
+def to_ibug68(landmarks: np.ndarray) -> np.ndarray:
+    """Select the iBUG-68 points: ``(..., 478, D)`` → ``(..., 68, D)``."""
+    return landmarks[..., IBUG68, :]
+
+
+def inner_mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """Distance between the inner-lip midpoints 13 and 14: ``(..., 478, D)`` → ``(...)``.
+
+    In the units of the landmarks (pixels for tracked landmarks).
+    """
+    return np.linalg.norm(landmarks[..., 13, :] - landmarks[..., 14, :], axis=-1)
