@@ -1,0 +1,156 @@
+"""The ``emoportrait`` command line.
+
+Every command prints a short summary when it succeeds. Problems the user can fix
+end with one ``emoportrait: error: ...`` line and exit status 2; unexpected
+failures print one line too (``--debug`` shows the traceback) and exit with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import EmoportraitError, InputError
+
+_VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv"}
+
+
+def _check_output(path: Path, allowed: set[str], inputs: Sequence[Path] = ()) -> None:
+    if path.suffix.lower() not in allowed:
+        raise InputError(f"output '{path}' must end with one of {', '.join(sorted(allowed))}")
+    if any(path.resolve() == source.resolve() for source in inputs):
+        raise InputError(f"output '{path}' would overwrite an input; choose another name")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from .info import report
+
+    print(report())
+
+
+def _cmd_track(args: argparse.Namespace) -> None:
+    from . import media, tracking
+    from .config import load_config
+    from .face import TrackerConfig
+
+    _check_output(args.output, {".npz"}, [args.input])
+    if args.overlay is not None:
+        _check_output(args.overlay, _VIDEO_SUFFIXES | media.IMAGE_SUFFIXES, [args.input, args.output])
+    config = load_config(TrackerConfig, args.config) if args.config else TrackerConfig()
+    if args.no_smooth:
+        config = TrackerConfig(**{**config.__dict__, "smooth": False})
+    started = time.perf_counter()
+    result = tracking.track_and_analyse(args.input, config, progress=True)
+    tracking.save(args.output, result)
+    if args.overlay is not None:
+        _write_overlay(args.input, args.overlay, result)
+    _print_track_summary(args, result, time.perf_counter() - started)
+
+
+def _write_overlay(source: Path, path: Path, result) -> None:
+    from . import media
+    from .overlay import draw_overlay
+
+    track, euler = result.track, result.pose.euler_degrees
+    frames = (
+        draw_overlay(frame, track.landmarks[i], result.pose.rotation[i], euler[i], bool(track.found[i]))
+        for i, frame in enumerate(media.iter_frames(source))
+        if i < len(track)
+    )
+    if media.is_image(path):
+        media.write_image(path, next(frames))
+    else:
+        media.write_video(path, frames, track.fps or 25.0)
+
+
+def _print_track_summary(args: argparse.Namespace, result, seconds: float) -> None:
+    track, euler = result.track, result.pose.euler_degrees
+    frames = len(track)
+    fps = track.fps or 25.0
+    print(f"{args.input}: {frames} frame(s) {track.size[0]}x{track.size[1]}, "
+          f"face found in {track.found.sum()} ({100 * track.found.mean():.0f}%), "
+          f"{track.interpolated.sum()} interpolated, mean confidence "
+          f"{track.confidence[track.found].mean():.2f}")
+    for start, end in track.long_gaps:
+        print(f"  face lost {start / fps:.2f}-{end / fps:.2f} s (frames {start}-{end - 1}); "
+              "landmarks there hold the nearest found frame")
+    for name, column in zip(("yaw", "pitch", "roll"), euler.T):
+        print(f"  {name:<5} {column.min():+6.1f} .. {column.max():+6.1f} deg")
+    print(f"wrote {args.output}" + (f" and {args.overlay}" if args.overlay else "")
+          + f" in {seconds:.1f} s ({frames / seconds:.0f} frames/s)")
+
+
+def _cmd_align_audio(args: argparse.Namespace) -> None:
+    from . import audio
+
+    _check_output(args.output, {".wav"}, [args.reference, args.other])
+    config = audio.AudioConfig()
+    reference = audio.load_audio(args.reference, config)
+    other = audio.load_audio(args.other, config)
+    warped, result = audio.align_audio(reference, other, config)
+    audio.write_wav(args.output, warped, config.sample_rate)
+    rate = config.sample_rate
+    print(f"aligned {args.other} ({len(other) / rate:.2f} s) onto {args.reference} "
+          f"({len(reference) / rate:.2f} s): DTW cost {result.cost:.3f} per step "
+          f"over {len(result.path)} steps")
+    print(f"wrote {args.output}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emoportrait",
+        description="Audio-driven emotional video portraits (EVP, CVPR 2021, re-implemented).",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    info = commands.add_parser("info", help="versions, processors, codecs and models available")
+    info.set_defaults(handler=_cmd_info)
+
+    track = commands.add_parser(
+        "track", help="track dense 3D face landmarks and head pose in a video or image")
+    track.add_argument("input", type=Path, help="video (mp4, mov, avi, mkv, webm) or image")
+    track.add_argument("-o", "--output", type=Path, required=True, help="track file to write (.npz)")
+    track.add_argument("--overlay", type=Path, help="also write the landmarks drawn over the frames "
+                       "(.mp4, or an image for an image input)")
+    track.add_argument("--config", type=Path, help="tracker settings (YAML of TrackerConfig)")
+    track.add_argument("--no-smooth", action="store_true", help="keep the raw per-frame landmarks")
+    track.set_defaults(handler=_cmd_track)
+
+    align = commands.add_parser(
+        "align-audio", help="DTW-warp one clip onto the timeline of another (same sentence)")
+    align.add_argument("reference", type=Path, help="clip whose timeline is kept")
+    align.add_argument("other", type=Path, help="clip to warp (any audio or video file)")
+    align.add_argument("-o", "--output", type=Path, required=True, help="warped clip to write (.wav)")
+    align.set_defaults(handler=_cmd_align_audio)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="emoportrait: warning: %(message)s")
+    try:
+        args.handler(args)
+    except EmoportraitError as exc:
+        print(f"emoportrait: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("emoportrait: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        print(f"emoportrait: internal error: {type(exc).__name__}: {first_line} "
+              "(run again with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""What this installation has: versions, processors, codecs and models."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+from pathlib import Path
+
+from . import __version__
+
+_LIBRARIES = ("numpy", "mediapipe", "av", "librosa", "opencv-contrib-python", "scikit-image", "torch")
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _accelerators() -> str:
+    if importlib.util.find_spec("torch") is None:
+        return "not checked (torch is not installed; the learned models will need it)"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "none (CPU only)"
+    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return f"{len(names)} CUDA device(s): {', '.join(names)}"
+
+
+def _codecs() -> str:
+    import av
+
+    wanted = {"H.264 encoder (libx264)": "libx264", "AAC encoder": "aac"}
+    return ", ".join(f"{label}: {'yes' if codec in av.codecs_available else 'MISSING'}"
+                     for label, codec in wanted.items())
+
+
+def _bundled_models() -> list[tuple[str, str]]:
+    import mediapipe
+
+    modules = Path(mediapipe.__file__).parent / "modules"
+    files = {
+        "face mesh, 478 points with iris (MediaPipe)": modules / "face_landmark" / "face_landmark_with_attention.tflite",
+        "face detection, full range (MediaPipe)": modules / "face_detection" / "face_detection_full_range_sparse.tflite",
+    }
+    return [(name, f"bundled: {path}" if path.is_file() else f"MISSING from the mediapipe wheel ({path})")
+            for name, path in files.items()]
+
+
+def report() -> str:
+    """A multi-line, human-readable description of this installation."""
+    lines = [
+        f"emoportrait {__version__}",
+        f"python      {platform.python_version()} on {platform.system()} {platform.machine()}",
+        f"cpu         {os.cpu_count()} core(s)",
+        f"gpu         {_accelerators()}",
+        f"codecs      {_codecs()}",
+        "libraries",
+        *(f"  {name:<24}{_version(name)}" for name in _LIBRARIES),
+        "models",
+        *(f"  {name:<46}{where}" for name, where in _bundled_models()),
+    ]
+    return "\n".join(lines)
