@@ -91,7 +91,7 @@ def _cmd_align_audio(args: argparse.Namespace) -> None:
     config = audio.AudioConfig()
     reference = audio.load_audio(args.reference, config)
     other = audio.load_audio(args.other, config)
-    warped, result = audio.align_audio(reference, other, config)
+    warped, result = audio.align_audio(reference, other, config, names=(str(args.reference), str(args.other)))
     audio.write_wav(args.output, warped, config.sample_rate)
     rate = config.sample_rate
     print(f"aligned {args.other} ({len(other) / rate:.2f} s) onto {args.reference} "

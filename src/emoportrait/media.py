@@ -69,15 +69,19 @@ def _require_file(path: str | Path) -> Path:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """FFmpeg's reason without its errno and file name, else the first line of the message."""
+    text = getattr(exc, "strerror", None) or str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _open_container(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path))
     except _AV_ERRORS as exc:
-        raise InputError(f"'{path}' is not a readable video or audio file ({_one_line(exc)})") from exc
+        raise InputError(
+            f"'{path}' is not a readable video or audio file; it may be truncated or corrupt "
+            f"({_one_line(exc)})"
+        ) from exc
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -175,12 +179,14 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
             raise InputError(f"'{path}' has no audio stream; give a file with sound")
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        # planar float keeps the channels apart so they can be averaged: FFmpeg's own
+        # down-mix adds them (scaled by 1/sqrt(2)), which can push loud stereo past 1.
+        resampler = av.AudioResampler(format="fltp", rate=rate)
         chunks = []
         try:
             for frame in container.decode(stream):
-                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
-            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+                chunks.extend(f.to_ndarray().mean(axis=0) for f in resampler.resample(frame))
+            chunks.extend(f.to_ndarray().mean(axis=0) for f in resampler.resample(None))
         except _AV_ERRORS as exc:
             raise InputError(f"'{path}' has a corrupt audio stream ({_one_line(exc)})") from exc
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)

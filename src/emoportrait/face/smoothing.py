@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, end)`` index ranges of the True runs of a ``(T,)`` bool mask."""
-    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+from ..masks import runs
 
 
 def fill_gaps(
@@ -43,7 +38,7 @@ def fill_gaps(
             flat[start:end] = (1 - weights[:, None]) * flat[start - 1] + weights[:, None] * flat[end]
             interpolated[start:end] = True
             continue
-        middle = (start + end) // 2 if inside else (end if start == 0 else start)
+        middle = (start + end) // 2 if inside else (start if start == 0 else end)
         if start > 0:
             flat[start:middle] = flat[start - 1]
         if end < len(found):

@@ -1,0 +1,47 @@
+"""Shared test media, all made on the fly (nothing downloaded, nothing committed)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from emoportrait import media
+
+FPS = 25.0
+
+
+@pytest.fixture(scope="session")
+def portrait() -> np.ndarray:
+    """scikit-image's public-domain astronaut portrait, 256x256 RGB, face near the centre-top."""
+    return cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+
+
+def rotate_about(image: np.ndarray, degrees: float, centre: tuple[float, float], shift=(0.0, 0.0)) -> np.ndarray:
+    """Rotate ``image`` in the image plane (counter-clockwise as seen for positive degrees)."""
+    matrix = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    matrix[:, 2] += shift
+    return cv2.warpAffine(image, matrix, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+@pytest.fixture(scope="session")
+def rolling_frames(portrait: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """40 frames of the portrait tilting in the image plane by a known angle.
+
+    Returns ``(frames (40, 256, 256, 3) uint8, angles (40,) degrees, counter-clockwise)``.
+    """
+    angles = 12.0 * np.sin(np.linspace(0, 2 * np.pi, 40))
+    frames = np.stack([rotate_about(portrait, a, (110.0, 65.0)) for a in angles])
+    return frames, angles
+
+
+@pytest.fixture(scope="session")
+def rolling_video(tmp_path_factory, rolling_frames) -> str:
+    """The rolling frames as an mp4 with a 440 Hz tone as its sound."""
+    path = tmp_path_factory.mktemp("media") / "rolling.mp4"
+    frames, _ = rolling_frames
+    rate = 16000
+    t = np.arange(int(len(frames) / FPS * rate)) / rate
+    media.write_video(path, frames, FPS, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+    return str(path)

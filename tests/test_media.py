@@ -1,0 +1,167 @@
+"""media: decode, encode, mux, still images, atomic writes, bad files."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from emoportrait import media
+from emoportrait.errors import InputError
+
+RATE = 16000
+
+
+def _flash_frames(n: int, flash: int, size=(48, 64)) -> list[np.ndarray]:
+    return [np.full((*size, 3), 255 if i == flash else 16, np.uint8) for i in range(n)]
+
+
+def _click_audio(seconds: float, at_s: float) -> np.ndarray:
+    audio = np.zeros(int(seconds * RATE), np.float32)
+    start = int(at_s * RATE)
+    audio[start : start + 160] = 0.9
+    return audio
+
+
+def test_round_trip_keeps_frames_fps_and_size(tmp_path):
+    path = tmp_path / "clip.mp4"
+    frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(20)]
+    assert media.write_video(path, frames, 25.0) == 20
+    info = media.probe(path)
+    assert (info.width, info.height, info.fps, info.n_frames) == (64, 48, 25.0, 20)
+    assert not info.has_audio and not info.is_image
+    decoded = media.read_frames(path)
+    assert decoded.shape == (20, 48, 64, 3)
+    assert np.abs(decoded.astype(int) - np.stack(frames)).max() <= 3
+
+
+def test_audio_is_muxed_in_sync_with_video(tmp_path):
+    path = tmp_path / "sync.mp4"
+    flash_frame = 30  # 1.2 s at 25 fps
+    media.write_video(path, _flash_frames(60, flash_frame), 25.0, _click_audio(2.4, 1.2), RATE)
+    info = media.probe(path)
+    assert info.has_audio and info.audio_sample_rate == RATE
+    brightness = media.read_frames(path).mean(axis=(1, 2, 3))
+    assert int(np.argmax(brightness)) == flash_frame
+    audio, rate = media.read_audio(path)
+    click_s = np.argmax(np.abs(audio) > 0.3) / rate
+    assert abs(click_s - flash_frame / 25.0) < 0.005  # AAC priming would shift it by 64 ms
+
+
+def test_odd_sizes_are_padded_to_even(tmp_path):
+    path = tmp_path / "odd.mp4"
+    media.write_video(path, [np.zeros((31, 45, 3), np.uint8)] * 3, 25.0)
+    assert media.read_frames(path).shape == (3, 32, 46, 3)
+
+
+def test_ntsc_frame_rate(tmp_path):
+    path = tmp_path / "ntsc.mp4"
+    media.write_video(path, [np.zeros((32, 32, 3), np.uint8)] * 30, 30000 / 1001)
+    assert media.probe(path).fps == pytest.approx(29.97, abs=0.01)
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mkv", "libx264"), (".avi", "mpeg4"), (".mov", "libx264"),
+                                          (".webm", "libvpx-vp9")])
+def test_reads_common_containers(tmp_path, suffix, codec):
+    if codec not in av.codecs_available:
+        pytest.skip(f"this PyAV build has no {codec}")
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    frames = list(media.iter_frames(path))
+    assert len(frames) == 10 and frames[0].shape == (48, 64, 3)
+    assert media.probe(path).fps == pytest.approx(25.0)
+
+
+def test_still_image_is_a_one_frame_target(tmp_path, portrait):
+    path = tmp_path / "face.png"
+    media.write_image(path, portrait)
+    info = media.probe(path)
+    assert info.is_image and info.n_frames == 1 and (info.width, info.height) == (256, 256)
+    (frame,) = list(media.iter_frames(path))
+    np.testing.assert_array_equal(frame, portrait)
+    with pytest.raises(InputError, match="image and has no audio"):
+        media.read_audio(path)
+
+
+def test_frames_are_streamed_not_loaded_whole(rolling_video):
+    frames = media.iter_frames(rolling_video)
+    first = next(frames)
+    assert first.shape == (256, 256, 3)
+    frames.close()
+
+
+def test_read_audio_of_video_and_wav(tmp_path, rolling_video):
+    audio, rate = media.read_audio(rolling_video)
+    assert rate == RATE and audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(len(audio) / rate - 1.6) < 0.1
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(InputError, match="nope.mp4' does not exist"):
+        media.probe(tmp_path / "nope.mp4")
+
+
+def test_corrupt_file_is_a_one_line_error(tmp_path):
+    path = tmp_path / "junk.mp4"
+    path.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(InputError) as caught:
+        list(media.iter_frames(path))
+    assert "junk.mp4" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_truncated_video_is_reported(tmp_path, rolling_video):
+    path = tmp_path / "cut.mp4"
+    data = open(rolling_video, "rb").read()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"cut.mp4' is not a readable .* truncated or corrupt \(Invalid data"):
+        media.probe(path)
+
+
+def test_video_without_audio_is_reported(tmp_path):
+    path = tmp_path / "silent.mp4"
+    media.write_video(path, _flash_frames(5, 0), 25.0)
+    with pytest.raises(InputError, match="no audio stream"):
+        media.read_audio(path)
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    path = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError):
+        with media.VideoWriter(path, 25.0) as writer:
+            writer.write(np.zeros((32, 32, 3), np.uint8))
+            raise RuntimeError("crash mid-way")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_frame_size_change_is_an_error_and_leaves_no_file(tmp_path):
+    path = tmp_path / "out.mp4"
+    with pytest.raises(InputError, match="but the video is 32x32"):
+        media.write_video(path, [np.zeros((32, 32, 3), np.uint8), np.zeros((16, 16, 3), np.uint8)], 25.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_survives_a_failed_rewrite(tmp_path):
+    path = tmp_path / "out.mp4"
+    media.write_video(path, _flash_frames(3, 0), 25.0)
+    before = path.read_bytes()
+    with pytest.raises(InputError):
+        media.write_video(path, [], 25.0)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_stereo_is_averaged_to_mono(tmp_path):
+    import soundfile
+
+    t = np.arange(RATE) / RATE
+    left, right = 0.8 * np.sin(2 * np.pi * 300 * t), 0.8 * np.sin(2 * np.pi * 300 * t)
+    soundfile.write(tmp_path / "stereo.wav", np.stack([left, right], axis=1), RATE)
+    audio, rate = media.read_audio(tmp_path / "stereo.wav")
+    assert rate == RATE and audio.shape == (RATE,)
+    assert np.abs(audio).max() == pytest.approx(0.8, abs=0.01)
