@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install emoportrait and everything it needs on a fresh Debian/Ubuntu machine:
+# the system libraries OpenCV needs, then a virtual environment in .venv with the
+# package (editable) and its Python dependencies. Pass --dev to add the test tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev]"
+
+if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    # libgl1 + libglib2.0-0: shared libraries of the OpenCV wheel that MediaPipe pulls in.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        libgl1 libglib2.0-0 >/dev/null
+fi
+
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || { echo "emoportrait needs Python 3.11 or newer (python3 is $(python3 -V))" >&2; exit 1; }
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "installed: $(.venv/bin/emoportrait info | head -1) in $(pwd)/.venv"
