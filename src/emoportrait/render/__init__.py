@@ -1,0 +1,22 @@
+"""Renderers: turn a target frame and new face landmarks into an output frame.
+
+- :mod:`.warp`  training-free piecewise-affine warp with a synthetic mouth interior (CPU)
+"""
+
+from typing import Protocol
+
+import numpy as np
+
+from .warp import WarpConfig, WarpRenderer
+
+
+class Renderer(Protocol):
+    """What :func:`emoportrait.pipeline.generate` needs from a renderer."""
+
+    def render(self, frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """``frame`` ``(H, W, 3)`` uint8 RGB with its face at ``source`` ``(478, 3)`` px
+        → the frame with the face moved to ``target`` ``(478, 3)`` px, ``(H, W, 3)`` uint8."""
+        ...
+
+
+__all__ = ["Renderer", "WarpConfig", "WarpRenderer"]
