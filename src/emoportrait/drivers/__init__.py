@@ -1,0 +1,42 @@
+"""Drivers turn (speech, emotion) into an expression track in the canonical face frame.
+
+Every driver implements :class:`Driver`: it returns ``(T, 478, 3)`` float32 landmark
+displacements, in canonical units (the reference face's rigid points have RMS
+radius 1), to be added to the target's identity face before 3D-aware alignment.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ..emotions import EmotionSpec
+
+
+class Driver(Protocol):
+    """What :func:`emoportrait.pipeline.generate` needs from a driver."""
+
+    def drive(
+        self,
+        speech: np.ndarray,
+        emotion: EmotionSpec,
+        identity: np.ndarray,
+        n_frames: int,
+        fps: float,
+    ) -> np.ndarray:
+        """Expression track for ``speech``.
+
+        Args:
+            speech: ``(S,)`` float32 mono at 16 kHz.
+            emotion: intensities of the emotions to show.
+            identity: ``(478, 3)`` the target's face in the canonical frame, mouth
+                closed (x toward the subject's left = image right, y down, z away
+                from the camera; rigid points centred with RMS radius 1).
+            n_frames: T, output frames (``ceil(duration * fps)``).
+            fps: output frame rate.
+
+        Returns:
+            ``(T, 478, 3)`` float32 displacements in the canonical frame.
+        """
+        ...

@@ -1,0 +1,463 @@
+"""A training-free driver: mouth from the speech signal, emotion from FACS prototypes.
+
+:class:`ProceduralDriver` builds the expression track from three parts, all in the
+canonical face frame (y down, "up" is negative y) and all built on the identity
+face (see :mod:`.action_units`):
+
+* **Mouth.** Per output frame ``i`` (covering ``[i/fps, (i+1)/fps)``):
+  the jaw opening in [0, 1] follows the frame's loudness in dB above the clip's
+  silence level, normalised to its loud level, through a knee and a compressive
+  curve (:func:`mouth_opening_track`); lip rounding in [-1, 1] follows the balance
+  of second-formant to first-formant band energy (little F2-band energy, as in
+  /u/ /o/: rounded; much, as in /i/ /e/: spread; :func:`lip_rounding_track`).
+  Both are smoothed by a zero-phase Gaussian filter (:func:`smooth`) and faded to
+  exactly 0 on the frames :func:`emoportrait.audio.silence_mask` calls silent, so
+  the mouth keeps the identity's inner-lip gap there.
+* **Emotion.** Each emotion is a weighted set of action units (``prototypes``); a
+  mixture adds its emotions' AU fields by intensity. The field is scaled by an
+  envelope (:func:`emotion_envelope`): onset and offset ramps and a slow, seeded,
+  slight drift.
+* **Blinks.** The lids close (upper lid down to meet a slightly raised lower lid)
+  at seeded random intervals (:func:`blink_track`); a closing lid overrides the
+  emotion's lid moves, so wide-open (AU5) eyes blink fully too.
+
+The output is linear in each part: ``Σ_k coefficient_k(t) · field_k``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import librosa
+import numpy as np
+from scipy.ndimage import distance_transform_edt, gaussian_filter1d
+
+from ..audio import AudioConfig, frame_count, frame_loudness, silence_mask
+from ..emotions import EMOTIONS, EmotionSpec
+from ..errors import InputError
+from ..face.landmarks import N_LANDMARKS
+from .action_units import (
+    ACTION_UNITS,
+    ActionUnitConfig,
+    FaceGeometry,
+    action_unit,
+    blink_field,
+    eye_weight,
+    jaw_drop,
+    lip_pucker,
+    lip_stretch,
+    smoothstep,
+    upper_lip_raise,
+)
+
+# FACS prototypes: AU weights of each emotion at intensity 1 (after Ekman & Friesen's EMFACS).
+_PROTOTYPES: dict[str, dict[str, float]] = {
+    "happy": {"AU6": 1.0, "AU12": 1.0},                                  # Duchenne smile
+    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0},                        # oblique brows, corners down
+    "angry": {"AU4": 1.0, "AU5": 0.6, "AU7": 1.0, "AU23": 1.0},          # glare, pressed lips
+    "fear": {"AU1": 1.0, "AU2": 0.6, "AU4": 0.5, "AU5": 1.0, "AU20": 1.0, "AU26": 0.4},
+    "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.5, "AU16": 0.6},    # wrinkled nose, raised upper lip
+    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU26": 1.0},      # raised brows, dropped jaw
+    "contempt": {"AU12R": 0.7, "AU14R": 1.0},                            # one-sided smirk
+}
+
+
+def _default_prototypes() -> dict[str, dict[str, float]]:
+    return {emotion: dict(weights) for emotion, weights in _PROTOTYPES.items()}
+
+
+@dataclass(frozen=True)
+class ProceduralConfig:
+    """Numbers of the procedural driver (canonical units, seconds, Hz)."""
+
+    # Mouth opening from loudness.
+    loud_percentile: float = 95.0    # percentile of the frame loudness taken as "loud" (opening 1)
+    knee: float = 0.35               # fraction of the silence→loud dB range with the jaw still shut
+    opening_exponent: float = 0.7    # < 1: compressive curve from dB above the knee to opening
+    jaw_open_gap: float = 0.36       # inner-lip gap the jaw adds at full opening
+    upper_lip_lift: float = 0.03     # the upper lip's rise at full opening (adds to the gap)
+    smoothing_s: float = 0.035       # std of the zero-phase Gaussian smoother (FWHM 82 ms; 0: off)
+    speech_ramp_s: float = 0.08      # mouth motion fades in/out over this time next to silence
+    # Lip rounding from the spectral balance.
+    low_band_low_hz: float = 250.0     # F1 band: first formants of all vowels
+    low_band_high_hz: float = 1000.0
+    high_band_low_hz: float = 1400.0   # F2 band: second formants of spread (front) vowels
+    high_band_high_hz: float = 3200.0
+    balance_min_spread_db: float = 4.0  # floor of the clip's balance spread (steady vowels stay still)
+    rounding_gain: float = 1.0         # rounding = tanh(-gain * normalised balance)
+    pucker_contraction: float = 0.12  # fully rounded: lips drawn in by this fraction of their offset
+    pucker_protrusion: float = 0.04   # fully rounded: lips pushed forward
+    spread_stretch: float = 0.08      # fully spread: lips pulled out by this fraction of their offset
+    # Emotion.
+    prototypes: dict[str, dict[str, float]] = field(default_factory=_default_prototypes)  # _PROTOTYPES
+    onset_s: float = 0.4             # the expression builds up over this time at the start
+    offset_s: float = 0.4            # and relaxes over this time at the end
+    drift_depth: float = 0.08        # slow relative variation of the expression's strength (±)
+    drift_low_hz: float = 0.1        # the drift sums sines with seeded frequencies in this band
+    drift_high_hz: float = 0.35
+    drift_components: int = 3        # number of sines in the drift
+    # Blinks.
+    first_blink_min_s: float = 0.5   # the first blink comes between this and blink_max_interval_s
+    blink_min_interval_s: float = 2.0  # time between blink peaks: uniform in [min, max]
+    blink_max_interval_s: float = 6.0
+    blink_close_s: float = 0.07      # lids fully open → closed
+    blink_open_s: float = 0.13       # closed → fully open (reopening is slower)
+    blink_lower_share: float = 0.2   # share of the lid gap the lower lid closes
+    seed: int = 0                    # seeds the drift and the blink times
+
+    def __post_init__(self) -> None:
+        positive = ("loud_percentile", "opening_exponent", "speech_ramp_s", "low_band_low_hz",
+                    "balance_min_spread_db", "onset_s", "offset_s", "drift_low_hz",
+                    "drift_components", "blink_min_interval_s", "blink_close_s", "blink_open_s")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise InputError(f"procedural driver setting {name}={getattr(self, name)!r} "
+                                 "must be positive")
+        if not (0.0 <= self.knee < 1.0 and 0.0 <= self.blink_lower_share <= 1.0
+                and self.smoothing_s >= 0):
+            raise InputError("procedural driver settings need 0 <= knee < 1, "
+                             "0 <= blink_lower_share <= 1 and smoothing_s >= 0")
+        bands_ordered = (self.low_band_low_hz < self.low_band_high_hz
+                         <= self.high_band_low_hz < self.high_band_high_hz)
+        if not bands_ordered or self.blink_max_interval_s < self.blink_min_interval_s:
+            raise InputError("procedural driver settings need ordered F1 and F2 bands and "
+                             "blink_min_interval_s <= blink_max_interval_s")
+        self._check_prototypes()
+
+    def _check_prototypes(self) -> None:
+        """Every emotion has a prototype made of known action units."""
+        missing = sorted(set(EMOTIONS[1:]) - set(self.prototypes))
+        if missing:
+            raise InputError(f"procedural driver prototypes lack {', '.join(missing)}")
+        for emotion, weights in self.prototypes.items():
+            unknown = sorted(set(weights) - set(ACTION_UNITS))
+            if unknown:
+                raise InputError(f"prototype of '{emotion}' uses unknown action unit(s) "
+                                 f"{', '.join(unknown)}; choose from {', '.join(ACTION_UNITS)}")
+
+
+# ------------------------------------------------------------------ time helpers
+
+
+def frame_times(n_frames: int, fps: float) -> np.ndarray:
+    """``(T,)`` centre time (s) of each frame ``[i/fps, (i+1)/fps)``."""
+    return (np.arange(n_frames) + 0.5) / fps
+
+
+def smooth(track: np.ndarray, fps: float, sigma_s: float) -> np.ndarray:
+    """Zero-phase smoothing of a per-frame track with a Gaussian kernel.
+
+    A Gaussian of standard deviation ``sigma_s`` keeps ``exp(-(2π f σ)² / 2)`` of a
+    rhythm of ``f`` Hz: at σ = 35 ms, 55% of a 5 Hz syllable rhythm and 2% of 12.5 Hz
+    frame-to-frame jitter (the Nyquist rate at 25 fps). A recursive (critically
+    damped) smoother on the frame grid passes far more of the jitter for the same
+    syllable loss. The ends are extended with their edge values, so a constant
+    track stays constant.
+
+    Args:
+        track: ``(T,)`` values at ``fps`` frames per second.
+        fps: Frame rate.
+        sigma_s: Kernel standard deviation in seconds; 0 returns a copy unchanged.
+
+    Returns:
+        ``(T,)`` float64 smoothed track.
+    """
+    track = np.asarray(track, dtype=np.float64)
+    if sigma_s == 0 or len(track) == 0:
+        return track.copy()
+    return gaussian_filter1d(track, sigma_s * fps, mode="nearest")
+
+
+def speech_gate(silent: np.ndarray, fps: float, ramp_s: float) -> np.ndarray:
+    """``(T,)`` 0 on silent frames, rising smoothly to 1 within ``ramp_s`` of speech.
+
+    Args:
+        silent: ``(T,)`` bool, True on silent frames.
+        fps: Frame rate.
+        ramp_s: Ramp length in seconds.
+    """
+    silent = np.asarray(silent, dtype=bool)
+    if not silent.any():
+        return np.ones(len(silent))
+    frames_to_silence = distance_transform_edt(~silent)
+    return smoothstep(frames_to_silence / (fps * ramp_s))
+
+
+# ----------------------------------------------------------------------- mouth
+
+
+def _frame_audio(speech: np.ndarray, n_frames: int, fps: float, audio: AudioConfig
+                 ) -> tuple[np.ndarray, AudioConfig]:
+    """``(T,)`` silent-frame mask of the speech and the audio settings at ``fps``."""
+    at_fps = replace(audio, fps=fps)
+    return silence_mask(speech, at_fps, n_frames), at_fps
+
+
+def mouth_opening_track(
+    speech: np.ndarray,
+    n_frames: int,
+    fps: float,
+    config: ProceduralConfig = ProceduralConfig(),
+    audio: AudioConfig = AudioConfig(),
+) -> np.ndarray:
+    """How far the jaw is open on each frame, from the speech's loudness.
+
+    The loudness ``L`` of each frame (dBFS) is placed between the clip's silence
+    level ``Q`` (the median loudness of its silent frames, at least ``silence_db``
+    below the loud level) and its loud level (``loud_percentile``):
+    ``x = (L - Q) / (loud - Q)``; the opening is ``((x - knee) / (1 - knee))`` clipped
+    to [0, 1] to the power ``opening_exponent``, set to 0 on silent frames,
+    :func:`smooth`-ed and multiplied by :func:`speech_gate`.
+
+    Args:
+        speech: ``(S,)`` float samples at ``audio.sample_rate`` (16 kHz).
+        n_frames: T, output frames.
+        fps: Output frame rate.
+        config: Driver settings.
+        audio: Audio settings (``silence_db`` etc.; ``fps`` is replaced by ``fps``).
+
+    Returns:
+        ``(T,)`` float64 opening in [0, 1], exactly 0 on silent frames.
+    """
+    silent, at_fps = _frame_audio(speech, n_frames, fps, audio)
+    if silent.all():
+        return np.zeros(n_frames)
+    loudness = frame_loudness(speech, at_fps, n_frames).astype(np.float64)
+    inside = loudness[: frame_count(len(speech), at_fps)]
+    loud = np.percentile(inside, config.loud_percentile)
+    quiet = loud + audio.silence_db
+    if silent.any():
+        quiet = max(quiet, float(np.median(loudness[silent])))
+    above = (loudness - quiet) / max(loud - quiet, 1e-6)
+    raw = np.clip((above - config.knee) / (1.0 - config.knee), 0.0, 1.0) ** config.opening_exponent
+    raw[silent] = 0.0
+    gate = speech_gate(silent, fps, config.speech_ramp_s)
+    return np.clip(smooth(raw, fps, config.smoothing_s) * gate, 0.0, 1.0)
+
+
+def _frame_spectra(speech: np.ndarray, n_frames: int, at_fps: AudioConfig) -> np.ndarray:
+    """``(T, n_fft // 2 + 1)`` mean power spectrum of the STFT columns inside each frame.
+
+    Columns (hop and window of the MFCCs, centred) are assigned to the frame their
+    centre falls in; a frame holding no column (fps above the column rate, or past
+    the end) takes the next column, or the last.
+    """
+    samples = np.asarray(speech, dtype=np.float32)
+    samples = np.pad(samples, (0, max(0, at_fps.n_fft - len(samples))))  # room for one window
+    power = np.abs(librosa.stft(samples, n_fft=at_fps.n_fft, hop_length=at_fps.hop_length,
+                                win_length=at_fps.win_length)) ** 2
+    n_columns = power.shape[1]
+    edges = np.ceil(np.arange(n_frames + 1) * at_fps.steps_per_second / at_fps.fps).astype(np.int64)
+    start = np.minimum(edges[:-1], n_columns - 1)
+    end = np.clip(edges[1:], start + 1, n_columns)
+    cumulative = np.concatenate([np.zeros((1, power.shape[0])), np.cumsum(power.T, axis=0)])
+    return (cumulative[end] - cumulative[start]) / (end - start)[:, None]
+
+
+def lip_rounding_track(
+    speech: np.ndarray,
+    n_frames: int,
+    fps: float,
+    config: ProceduralConfig = ProceduralConfig(),
+    audio: AudioConfig = AudioConfig(),
+) -> np.ndarray:
+    """Lip rounding (+) or spreading (-) on each frame, from the spectral balance.
+
+    The balance is the frame's energy in the F2 band over that in the F1 band, in
+    dB: low for rounded back vowels (/u/ /o/, F2 under 1 kHz), high for spread front
+    vowels (/i/ /e/, F2 near 2 kHz). It is centred on the middle of the 10th-90th
+    percentile range of the clip's speech frames and divided by half that range
+    (floored at ``balance_min_spread_db``), so the speaker's and the microphone's
+    spectral tilt cancel; rounding is ``tanh(-rounding_gain * normalised)``, 0 on
+    silent frames, :func:`smooth`-ed and multiplied by :func:`speech_gate`.
+
+    Args:
+        speech: ``(S,)`` float samples at ``audio.sample_rate`` (16 kHz).
+        n_frames: T, output frames.
+        fps: Output frame rate.
+        config: Driver settings.
+        audio: Audio settings (``fps`` is replaced by ``fps``).
+
+    Returns:
+        ``(T,)`` float64 in [-1, 1]: +1 fully rounded, -1 fully spread.
+    """
+    silent, at_fps = _frame_audio(speech, n_frames, fps, audio)
+    if silent.all():
+        return np.zeros(n_frames)
+    spectra = _frame_spectra(speech, n_frames, at_fps)
+    frequencies = librosa.fft_frequencies(sr=at_fps.sample_rate, n_fft=at_fps.n_fft)
+
+    def band_db(low_hz: float, high_hz: float) -> np.ndarray:
+        inside = (frequencies >= low_hz) & (frequencies < high_hz)
+        return 10.0 * np.log10(spectra[:, inside].sum(axis=1) + 1e-20)  # digital silence: finite
+
+    balance = (band_db(config.high_band_low_hz, config.high_band_high_hz)
+               - band_db(config.low_band_low_hz, config.low_band_high_hz))
+    low, high = np.percentile(balance[~silent], [10.0, 90.0])
+    spread = max((high - low) / 2.0, config.balance_min_spread_db)
+    rounding = np.tanh(-config.rounding_gain * (balance - (low + high) / 2.0) / spread)
+    rounding[silent] = 0.0
+    gate = speech_gate(silent, fps, config.speech_ramp_s)
+    return smooth(rounding, fps, config.smoothing_s) * gate
+
+
+# --------------------------------------------------------------------- emotion
+
+
+def emotion_envelope(
+    n_frames: int, fps: float, config: ProceduralConfig = ProceduralConfig()
+) -> np.ndarray:
+    """``(T,)`` strength of the expression: onset/offset ramps times a slow drift.
+
+    ``smoothstep(t / onset_s) * smoothstep((duration - t) / offset_s) *
+    (1 + drift_depth * mean_k sin(2π f_k t + φ_k))`` at the frame centres ``t``, with
+    ``f_k`` and ``φ_k`` drawn from ``seed``.
+    """
+    times = frame_times(n_frames, fps)
+    duration = n_frames / fps
+    ramps = smoothstep(times / config.onset_s) * smoothstep((duration - times) / config.offset_s)
+    rng = np.random.default_rng([config.seed, 1])
+    frequencies = rng.uniform(config.drift_low_hz, config.drift_high_hz, config.drift_components)
+    phases = rng.uniform(0.0, 2.0 * np.pi, config.drift_components)
+    drift = np.sin(2.0 * np.pi * np.outer(times, frequencies) + phases).mean(axis=1)
+    return ramps * (1.0 + config.drift_depth * drift)
+
+
+def action_unit_weights(
+    emotion: EmotionSpec, config: ProceduralConfig = ProceduralConfig()
+) -> dict[str, float]:
+    """AU weights of an emotion spec: its emotions' prototypes summed by intensity."""
+    weights: dict[str, float] = {}
+    for name, intensity in emotion.weights.items():
+        for unit, weight in config.prototypes[name].items():
+            weights[unit] = weights.get(unit, 0.0) + intensity * weight
+    return weights
+
+
+def emotion_field(
+    emotion: EmotionSpec,
+    geometry: FaceGeometry,
+    config: ProceduralConfig = ProceduralConfig(),
+    au_config: ActionUnitConfig = ActionUnitConfig(),
+) -> np.ndarray:
+    """``(478, 3)`` displacement of the emotion at its apex (zeros for neutral)."""
+    total = np.zeros((N_LANDMARKS, 3))
+    for unit, weight in action_unit_weights(emotion, config).items():
+        total += weight * action_unit(geometry, unit, au_config)
+    return total
+
+
+# ---------------------------------------------------------------------- blinks
+
+
+def blink_peaks(
+    duration_s: float, fps: float, config: ProceduralConfig = ProceduralConfig()
+) -> np.ndarray:
+    """Times (s) at which the lids are fully closed, snapped to frame centres.
+
+    The first comes uniformly between ``first_blink_min_s`` and
+    ``blink_max_interval_s``, the next ones after uniform intervals in
+    ``[blink_min_interval_s, blink_max_interval_s]``, all drawn from ``seed``.
+
+    Returns:
+        ``(B,)`` float64 peak times before ``duration_s``.
+    """
+    rng = np.random.default_rng([config.seed, 2])
+    peaks = []
+    time = rng.uniform(config.first_blink_min_s, config.blink_max_interval_s)
+    while time < duration_s:
+        peaks.append(time)
+        time += rng.uniform(config.blink_min_interval_s, config.blink_max_interval_s)
+    return (np.floor(np.asarray(peaks) * fps) + 0.5) / fps
+
+
+def blink_track(
+    n_frames: int, fps: float, config: ProceduralConfig = ProceduralConfig()
+) -> np.ndarray:
+    """``(T,)`` lid closure in [0, 1] (1: closed) on each frame.
+
+    Each blink closes over ``blink_close_s`` up to its peak and reopens over
+    ``blink_open_s`` (smoothstep ramps), peaks from :func:`blink_peaks`.
+    """
+    times = frame_times(n_frames, fps)
+    closure = np.zeros(n_frames)
+    for peak in blink_peaks(n_frames / fps, fps, config):
+        since = times - peak
+        ramp = np.where(since < 0, 1.0 + since / config.blink_close_s,
+                        1.0 - since / config.blink_open_s)
+        closure = np.maximum(closure, smoothstep(ramp))
+    return closure
+
+
+# ---------------------------------------------------------------------- driver
+
+
+class ProceduralDriver:
+    """Training-free :class:`~emoportrait.drivers.Driver`: speech acoustics + FACS + blinks.
+
+    Args:
+        config: Driver settings.
+        action_units: Amplitudes and falloffs of the action units.
+        audio: Audio settings for loudness, silence and spectra.
+    """
+
+    def __init__(
+        self,
+        config: ProceduralConfig = ProceduralConfig(),
+        action_units: ActionUnitConfig = ActionUnitConfig(),
+        audio: AudioConfig = AudioConfig(),
+    ) -> None:
+        self.config = config
+        self.action_units = action_units
+        self.audio = audio
+
+    def drive(
+        self,
+        speech: np.ndarray,
+        emotion: EmotionSpec,
+        identity: np.ndarray,
+        n_frames: int,
+        fps: float,
+    ) -> np.ndarray:
+        """Expression track for ``speech`` (see :class:`~emoportrait.drivers.Driver`).
+
+        Args:
+            speech: ``(S,)`` float32 mono at 16 kHz.
+            emotion: Intensities of the emotions to show.
+            identity: ``(478, 3)`` the target's face, canonical frame, mouth closed.
+            n_frames: T, output frames.
+            fps: Output frame rate.
+
+        Returns:
+            ``(T, 478, 3)`` float32 canonical displacements.
+        """
+        if n_frames == 0:
+            return np.zeros((0, N_LANDMARKS, 3), dtype=np.float32)
+        geometry = FaceGeometry(identity)
+        coefficients = self._coefficients(speech, n_frames, fps)
+        basis = self._basis(emotion, geometry)
+        track = coefficients.astype(np.float32) @ basis.reshape(len(basis), -1).astype(np.float32)
+        return track.reshape(n_frames, N_LANDMARKS, 3)
+
+    def _coefficients(self, speech: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
+        """``(T, 6)`` per-frame weights of the fields of :meth:`_basis`, in that order."""
+        config = self.config
+        opening = mouth_opening_track(speech, n_frames, fps, config, self.audio)
+        rounding = lip_rounding_track(speech, n_frames, fps, config, self.audio)
+        envelope = emotion_envelope(n_frames, fps, config)
+        closure = blink_track(n_frames, fps, config)
+        return np.stack([opening, np.maximum(rounding, 0.0), np.maximum(-rounding, 0.0),
+                         envelope, -envelope * closure, closure], axis=1)
+
+    def _basis(self, emotion: EmotionSpec, geometry: FaceGeometry) -> np.ndarray:
+        """``(6, 478, 3)`` fields: jaw opening, pucker, spread, emotion, emotion on the
+        lids (removed as they close), closed lids."""
+        config, units = self.config, self.action_units
+        opening = (jaw_drop(geometry, config.jaw_open_gap, units)
+                   + upper_lip_raise(geometry, config.upper_lip_lift, units))
+        pucker = lip_pucker(geometry, config.pucker_contraction, config.pucker_protrusion, units)
+        spread = lip_stretch(geometry, config.spread_stretch, 0.0, units)
+        expression = emotion_field(emotion, geometry, config, units)
+        on_lids = expression * eye_weight(geometry, units)[:, None]
+        closed = blink_field(geometry, config.blink_lower_share, units)
+        return np.stack([opening, pucker, spread, expression, on_lids, closed])
