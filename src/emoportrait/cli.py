@@ -100,6 +100,48 @@ def _cmd_align_audio(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}")
 
 
+def _run_generate(speech: Path, emotion_text: str, intensity: float | None, target: Path,
+                  output: Path, size: int | None, seed: int) -> None:
+    from .emotions import parse_emotion
+    from .pipeline import GenerateConfig, generate
+
+    emotion = parse_emotion(emotion_text, intensity)
+    config = GenerateConfig(size=size, seed=seed)
+    summary = generate(speech, emotion, target, output, config=config, progress=True)
+    print(summary.describe())
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    _run_generate(args.speech, args.emotion, args.intensity, args.target, args.output, args.size, args.seed)
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    import importlib.resources
+    import tempfile
+
+    import skimage.data
+
+    from . import media
+
+    speech = importlib.resources.files("emoportrait") / "data" / "demo_speech.flac"
+    with tempfile.TemporaryDirectory() as folder, importlib.resources.as_file(speech) as speech_path:
+        portrait = Path(folder) / "astronaut.png"
+        media.write_image(portrait, skimage.data.astronaut())
+        _run_generate(speech_path, args.emotion, args.intensity, portrait, args.output, args.size, args.seed)
+    print("made from bundled inputs: scikit-image's public-domain astronaut portrait and "
+          "speech synthesised by espeak-ng (scripts/make_demo_speech.sh)")
+
+
+def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> None:
+    parser.add_argument("--emotion", default=emotion,
+                        help="neutral, happy, sad, angry, fear, disgusted, surprised or contempt; "
+                             "or a mixture such as 'angry:0.6,sad:0.4' (default: %(default)s)")
+    parser.add_argument("--intensity", type=float,
+                        help="intensity of a single emotion, 0 to 1 (default: 1)")
+    parser.add_argument("--size", type=int, help="output height in pixels (default: the target's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of idle motion and blinks")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emoportrait",
@@ -107,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate", help="make a video of the target speaking the speech with an emotion")
+    generate.add_argument("--speech", type=Path, required=True, help="speech (any audio or video file)")
+    generate.add_argument("--target", type=Path, required=True, help="video of the person, or a portrait")
+    generate.add_argument("-o", "--output", type=Path, required=True, help="video to write (.mp4)")
+    _add_generation_options(generate, "neutral")
+    generate.set_defaults(handler=_cmd_generate)
+
+    demo = commands.add_parser("demo", help="generate a video from bundled inputs (no download)")
+    demo.add_argument("-o", "--output", type=Path, default=Path("demo.mp4"), help="(default: %(default)s)")
+    _add_generation_options(demo, "happy:0.8")
+    demo.set_defaults(handler=_cmd_demo)
 
     info = commands.add_parser("info", help="versions, processors, codecs and models available")
     info.set_defaults(handler=_cmd_info)

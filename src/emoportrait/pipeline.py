@@ -1,0 +1,180 @@
+"""``generate``: speech + emotion + target video or portrait → talking, emotional mp4.
+
+The whole data flow of the design, composed from the stages:
+
+1. speech → 16 kHz samples (:mod:`.audio`), checked (not silent, long enough);
+2. target → frames (:mod:`.media`), tracked face, pose and rest identity
+   (:mod:`.tracking`, :mod:`.alignment`);
+3. driver → expression track ``(T, 478, 3)`` in the canonical frame (:mod:`.drivers`);
+4. 3D-aware alignment → output landmarks ``(T, 478, 3)`` in pixels, with the
+   target frame's own pose (:mod:`.geometry`);
+5. renderer → frames, muxed with the speech into the mp4 (:mod:`.render`, :mod:`.media`).
+
+The output has exactly ``ceil(duration × fps)`` frames at the target's frame rate
+(25 fps for a still portrait); the target video is looped back and forth or
+trimmed to that length.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from . import alignment, audio, media, tracking
+from .drivers import Driver
+from .drivers.procedural import ProceduralDriver
+from .emotions import EmotionSpec
+from .errors import InputError
+from .face import TrackerConfig, track_frames
+from .geometry import align_expression
+from .render import Renderer, WarpRenderer
+
+STILL_FPS = 25.0
+"""Frame rate of a video made from a still portrait (EVP's rate)."""
+
+MAX_TARGET_FRAMES = 3000
+"""Target frames held in memory at most (2 min at 25 fps); longer targets are trimmed."""
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Settings of :func:`generate`.
+
+    Attributes:
+        size: output height in pixels (width follows the target's aspect, even);
+            ``None`` keeps the target's resolution.
+        idle_motion_deg: head sway of a still portrait, degrees at most.
+        seed: seeds the idle motion (blinks are seeded by the driver).
+    """
+
+    size: int | None = None
+    idle_motion_deg: float = 1.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.size is not None and not 64 <= self.size <= 4096:
+            raise InputError(f"output size {self.size} is out of range; give a height from 64 to 4096 pixels")
+
+
+@dataclass
+class GenerateSummary:
+    """What :func:`generate` made, and how long each stage took (seconds)."""
+
+    output: Path
+    n_frames: int
+    fps: float
+    size: tuple[int, int]
+    emotion: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        total = sum(self.timings.values())
+        stages = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.timings.items())
+        duration = self.n_frames / self.fps
+        return (f"wrote {self.output}: {self.n_frames} frames ({duration:.2f} s at {self.fps:g} fps), "
+                f"{self.size[0]}x{self.size[1]}, {self.emotion}; {total:.1f} s "
+                f"({duration / total:.2f}x real time: {stages})")
+
+
+def _resize(frame: np.ndarray, height: int | None) -> np.ndarray:
+    if height is None or frame.shape[0] == height:
+        return frame
+    width = max(2, round(frame.shape[1] * height / frame.shape[0] / 2) * 2)
+    interpolation = cv2.INTER_AREA if height < frame.shape[0] else cv2.INTER_CUBIC
+    return cv2.resize(frame, (width, height), interpolation=interpolation)
+
+
+def _read_target(path: Path, n_frames: int, height: int | None) -> list[np.ndarray]:
+    """The first ``min(n_frames, MAX_TARGET_FRAMES)`` frames of the target, resized."""
+    frames = []
+    for frame in media.iter_frames(path):
+        frames.append(_resize(frame, height))
+        if len(frames) >= min(n_frames, MAX_TARGET_FRAMES):
+            break
+    return frames
+
+
+def _output_path_check(output: Path, inputs: list[Path]) -> None:
+    if output.suffix.lower() != ".mp4":
+        raise InputError(f"output '{output}' must end with .mp4")
+    if any(output.resolve() == source.resolve() for source in inputs):
+        raise InputError(f"output '{output}' would overwrite an input; choose another name")
+
+
+def generate(
+    speech: str | Path,
+    emotion: EmotionSpec,
+    target: str | Path,
+    output: str | Path,
+    driver: Driver | None = None,
+    renderer: Renderer | None = None,
+    config: GenerateConfig = GenerateConfig(),
+    progress: bool = False,
+) -> GenerateSummary:
+    """Make ``output`` (mp4): the target person speaking ``speech`` with ``emotion``.
+
+    Args:
+        speech: any audio or video file with the speech.
+        emotion: emotion intensities (see :func:`emoportrait.emotions.parse_emotion`).
+        target: a video of the person (their head motion is kept) or a still portrait.
+        output: the ``.mp4`` to write; it appears only when complete.
+        driver: expression driver (default: the training-free procedural driver).
+        renderer: frame renderer (default: the training-free warp renderer).
+        progress: show progress bars on stderr.
+
+    Raises:
+        InputError: unreadable or unsuitable inputs (silent speech, no face, ...).
+    """
+    speech, target, output = Path(speech), Path(target), Path(output)
+    _output_path_check(output, [speech, target])
+    driver = driver or ProceduralDriver()
+    renderer = renderer or WarpRenderer()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - clock
+        clock = now
+
+    info = media.probe(target)
+    fps = info.fps or STILL_FPS
+    audio_config = audio.AudioConfig(fps=fps)
+    samples = audio.load_audio(speech, audio_config)
+    audio.check_speech(samples, audio_config, name=str(speech))
+    n_frames = audio.frame_count(len(samples), audio_config)
+    frames = _read_target(target, n_frames, config.size)
+    lap("read")
+
+    track = track_frames(frames, None if info.is_image else fps, TrackerConfig(), name=str(target),
+                         total=len(frames), progress=progress)
+    target_face = tracking.analyse(track)
+    identity = alignment.rest_identity(target_face)
+    schedule = alignment.pingpong_schedule(len(frames), n_frames)
+    if info.is_image:
+        pose = alignment.idle_pose(target_face.pose, n_frames, fps, config.idle_motion_deg, config.seed)
+    else:
+        pose = alignment.select_frames(target_face.pose, schedule)
+    lap("track")
+
+    expression = driver.drive(samples, emotion, identity, n_frames, fps)
+    landmarks = align_expression(identity, expression, pose)
+    lap("drive")
+
+    with media.VideoWriter(output, fps, audio=samples, sample_rate=audio_config.sample_rate) as writer:
+        for t in tqdm(range(n_frames), desc="rendering", unit="frame", disable=not progress):
+            k = schedule[t]
+            rendered = renderer.render(frames[k], track.landmarks[k], landmarks[t])
+            lap("render")
+            writer.write(rendered)
+            lap("encode")
+    lap("encode")
+    height, width = frames[0].shape[:2]
+    return GenerateSummary(output, n_frames, fps, (width + width % 2, height + height % 2),
+                           emotion.describe(), timings)
