@@ -74,7 +74,7 @@ class ProceduralConfig:
     loud_percentile: float = 95.0    # percentile of the frame loudness taken as "loud" (opening 1)
     knee: float = 0.35               # fraction of the silence→loud dB range with the jaw still shut
     opening_exponent: float = 0.7    # < 1: compressive curve from dB above the knee to opening
-    jaw_open_gap: float = 0.36       # inner-lip gap the jaw adds at full opening
+    jaw_open_gap: float = 0.28       # inner-lip gap the jaw adds at full opening
     upper_lip_lift: float = 0.03     # the upper lip's rise at full opening (adds to the gap)
     smoothing_s: float = 0.035       # std of the zero-phase Gaussian smoother (FWHM 82 ms; 0: off)
     speech_ramp_s: float = 0.08      # mouth motion fades in/out over this time next to silence
