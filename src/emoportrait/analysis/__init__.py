@@ -1,0 +1,1 @@
+"""Analysis: judge videos with facial-expression and micro-expression recognizers and metrics."""
