@@ -1,0 +1,541 @@
+"""Video quality and lip-sync metrics of emotional talking-head papers (EVP, EAT).
+
+A generated video is compared with its reference (ground-truth) video:
+
+* **M-LMD / F-LMD** (landmark distance): mean Euclidean distance, in pixels of the
+  generated video, between corresponding iBUG-68 landmarks of generated and
+  reference frames, over the 20 mouth points (48-67) or all 68 points. As in EAT's
+  evaluator, each frame's point set is first centred on its own mean (no scale
+  normalisation), and LMD = sum of point distances / (valid frames x points).
+* **M-LVD / F-LVD** (landmark velocity difference): the same distance on the
+  frame-to-frame displacements of the *uncentred* landmarks. F-LVD uses all 68
+  points (EAT's public evaluator wrongly adds the mouth value into it).
+* **SSIM / PSNR**: per frame against the reference, averaged over frames.
+* **CPBD**: no-reference sharpness (Narvekar & Karam, IEEE TIP 2011), see :func:`cpbd`.
+* **Lip sync** without learned weights: the lag-searched Pearson correlation of
+  the mouth opening with the loudness of the video's own speech, see :func:`lip_sync`.
+
+Frames without a tracked face are skipped by the landmark metrics. Videos of
+different lengths or frame rates are compared frame by frame on the generated
+timeline: generated frame ``i`` (at ``i / fps_gen`` s) is paired with the nearest
+reference frame in time, ``round(i * fps_ref / fps_gen)`` (simply ``i`` at equal
+rates), as long as that frame exists; so ``min(T_gen, T_ref)`` frames at equal
+rates. A reference of another size is resized (frames) and scaled (landmarks) to
+the generated video's size.
+
+FID and SyncNet's LSE-C / LSE-D need pretrained weights that are not available
+offline; they are not implemented (:data:`UNAVAILABLE` says why, for reports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy import ndimage
+from skimage.feature import canny
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from .. import media
+from ..audio import AudioConfig, frame_loudness, load_audio
+from ..errors import InputError
+from ..face import RIGID, FaceTrack, TrackerConfig, inner_mouth_opening, to_ibug68, track_frames
+from ..face.landmarks import IBUG68_MOUTH
+
+__all__ = [
+    "UNAVAILABLE", "LipSync", "VideoMetrics", "compare_videos", "cpbd", "landmark_distance",
+    "landmark_velocity_difference", "lip_sync", "psnr", "ssim", "video_lip_sync", "video_sharpness",
+]
+
+UNAVAILABLE = {
+    "FID": "not computed: needs Inception-v3 weights, which are not available offline",
+    "LSE-C/LSE-D": "not computed: needs SyncNet weights, which are not available offline; "
+                   "see the weight-free lip-sync correlation instead",
+}
+"""Metrics of the papers that are not implemented, with the reason a report shows."""
+
+_TRACKING = TrackerConfig(smooth=False)
+"""Per-frame landmarks, unsmoothed, as the papers' per-frame (dlib) detectors give them."""
+
+SHARPNESS_EVERY = 5
+"""CPBD is averaged over every 5th frame (it changes slowly and costs the most)."""
+
+LIP_SYNC_FLOOR_DB = -60.0
+"""Loudness (dBFS) below which speech counts as silence for :func:`lip_sync`."""
+
+CPBD_MIN_SIZE = 64         # block side, pixels: smaller images have no block to measure
+_CPBD_EDGE_SHARE = 0.002    # a block is an edge block above this share of Canny edge pixels
+_CPBD_BETA = 3.6            # exponent of the probability-of-blur-detection model
+_CPBD_LOW_CONTRAST = 50     # grey levels; blocks up to this contrast have w_JNB = 5, others 3
+_P_JNB = 1.0 - math.exp(-1.0)  # 0.632: the blur probability of an edge exactly w_JNB wide
+_MIN_CORRELATION_SAMPLES = 3
+
+
+# ----------------------------------------------------------------- landmark metrics
+
+
+def _xy_pair(generated: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Check two ``(T, P, 2|3)`` landmark arrays match; return their float64 ``(T, P, 2)`` xy."""
+    generated, reference = np.asarray(generated, np.float64), np.asarray(reference, np.float64)
+    if generated.shape != reference.shape or generated.ndim != 3 or generated.shape[-1] not in (2, 3):
+        raise ValueError(f"landmarks must be two (T, P, 2|3) arrays of one shape, "
+                         f"got {generated.shape} and {reference.shape}")
+    return generated[..., :2], reference[..., :2]
+
+
+def _valid_mask(valid: np.ndarray | None, n_frames: int) -> np.ndarray:
+    """``(T,)`` bool: ``valid`` checked, or all True when it is ``None``."""
+    if valid is None:
+        return np.ones(n_frames, bool)
+    valid = np.asarray(valid, bool)
+    if valid.shape != (n_frames,):
+        raise ValueError(f"valid must be a ({n_frames},) mask, got shape {valid.shape}")
+    return valid
+
+
+def _mean_point_distance(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> float:
+    """Mean distance of ``(T, P, 2)`` point sets over valid frames and all points; NaN if none."""
+    if not valid.any():
+        return math.nan
+    return float(np.linalg.norm(a[valid] - b[valid], axis=-1).mean())
+
+
+def landmark_distance(generated: np.ndarray, reference: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """LMD: mean distance of corresponding landmarks, each frame centred on its own mean.
+
+    Args:
+        generated: ``(T, P, 2|3)`` landmarks, pixels; only x and y are used.
+        reference: ``(T, P, 2|3)`` the corresponding reference landmarks.
+        valid: ``(T,)`` bool, frames to use (a face in both); default all.
+
+    Returns:
+        Pixels: sum of point distances / (valid frames x P); NaN without a valid frame.
+    """
+    generated, reference = _xy_pair(generated, reference)
+    centred = [points - points.mean(axis=1, keepdims=True) for points in (generated, reference)]
+    return _mean_point_distance(*centred, _valid_mask(valid, len(generated)))
+
+
+def landmark_velocity_difference(
+    generated: np.ndarray, reference: np.ndarray, valid: np.ndarray | None = None
+) -> float:
+    """LVD: mean distance of corresponding frame-to-frame landmark displacements (uncentred).
+
+    Args:
+        generated: ``(T, P, 2|3)`` landmarks, pixels; only x and y are used.
+        reference: ``(T, P, 2|3)`` the corresponding reference landmarks.
+        valid: ``(T,)`` bool, frames to use; the velocity from frame t to t + 1
+            counts only when both are valid. Default all.
+
+    Returns:
+        Pixels per frame: sum of velocity differences / (valid velocities x P);
+        NaN without a valid velocity.
+    """
+    generated, reference = _xy_pair(generated, reference)
+    valid = _valid_mask(valid, len(generated))
+    velocity = [np.diff(points, axis=0) for points in (generated, reference)]
+    return _mean_point_distance(*velocity, valid[1:] & valid[:-1])
+
+
+# -------------------------------------------------------------------- pixel metrics
+
+
+def _check_frames(generated: np.ndarray, reference: np.ndarray) -> None:
+    if generated.shape != reference.shape or generated.ndim != 4 or len(generated) == 0:
+        raise ValueError(f"frames must be two non-empty (T, H, W, 3) arrays of one shape, "
+                         f"got {generated.shape} and {reference.shape}")
+
+
+def _frame_psnr(generated: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR (dB) of one ``(H, W, 3)`` uint8 frame; ``inf`` for identical frames."""
+    with np.errstate(divide="ignore"):
+        return float(peak_signal_noise_ratio(reference, generated, data_range=255))
+
+
+def _frame_ssim(generated: np.ndarray, reference: np.ndarray) -> float:
+    """SSIM of one ``(H, W, 3)`` uint8 frame, colour channels averaged; 1 for identical frames."""
+    return float(structural_similarity(reference, generated, channel_axis=-1, data_range=255))
+
+
+def psnr(generated: np.ndarray, reference: np.ndarray) -> float:
+    """Mean per-frame PSNR in dB of ``(T, H, W, 3)`` uint8 frames; ``inf`` if any frame is identical."""
+    _check_frames(generated, reference)
+    return float(np.mean([_frame_psnr(g, r) for g, r in zip(generated, reference)]))
+
+
+def ssim(generated: np.ndarray, reference: np.ndarray) -> float:
+    """Mean per-frame SSIM (in [-1, 1], 1 = identical) of ``(T, H, W, 3)`` uint8 frames."""
+    _check_frames(generated, reference)
+    return float(np.mean([_frame_ssim(g, r) for g, r in zip(generated, reference)]))
+
+
+# ----------------------------------------------------------------------------- CPBD
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` RGB or ``(H, W)`` uint8 → ``(H, W)`` float64 grey levels 0-255 (BT.601 luma)."""
+    image = np.asarray(image, np.uint8)
+    return (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image).astype(np.float64)
+
+
+def _measurable_edges(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sobel edges whose width is measured along the row.
+
+    An edge pixel has a squared Sobel gradient above 4 x its image mean (MATLAB's
+    automatic Sobel threshold), is a horizontal maximum of it (ties go to the left
+    pixel) and has a gradient within 22.5 degrees of horizontal (a near-vertical edge).
+
+    Returns:
+        ``(H, W)`` float64 horizontal gradient (positive = brighter to the right) and
+        ``(H, W)`` bool edge mask.
+    """
+    gx, gy = ndimage.sobel(grey, axis=1), ndimage.sobel(grey, axis=0)
+    strength = gx**2 + gy**2
+    padded = np.pad(strength, ((0, 0), (1, 1)))
+    horizontal_max = (strength > padded[:, :-2]) & (strength >= padded[:, 2:])
+    near_vertical = np.abs(gy) <= math.tan(math.radians(22.5)) * np.abs(gx)
+    return gx, (strength > 4.0 * strength.mean()) & horizontal_max & near_vertical
+
+
+def _rising_edge_widths(grey: np.ndarray) -> np.ndarray:
+    """Width (pixels) of a rising edge through every pixel, measured along its row.
+
+    The width is the distance from the local minimum left of the pixel to the local
+    maximum right of it (Marziliano et al.): walking left while the row keeps
+    falling, and right while it keeps rising, stopping at the image border.
+
+    Returns:
+        ``(H, W)`` int64; 0 in the first and last columns (not measured).
+    """
+    width = grey.shape[1]
+    columns = np.broadcast_to(np.arange(width), grey.shape)
+    stop_left = np.ones(grey.shape, bool)
+    stop_left[:, 1:] = grey[:, :-1] >= grey[:, 1:]
+    stop_right = np.ones(grey.shape, bool)
+    stop_right[:, :-1] = grey[:, 1:] <= grey[:, :-1]
+    minimum_at = np.maximum.accumulate(np.where(stop_left, columns, -1), axis=1)
+    maximum_at = np.minimum.accumulate(np.where(stop_right, columns, width)[:, ::-1], axis=1)[:, ::-1]
+    widths = np.zeros(grey.shape, np.int64)
+    widths[:, 1:-1] = maximum_at[:, 2:] - minimum_at[:, :-2]
+    return widths
+
+
+def _edge_widths(grey: np.ndarray) -> np.ndarray:
+    """``(H, W)`` edge width in pixels at the measurable edges (:func:`_measurable_edges`), 0 elsewhere."""
+    gx, edges = _measurable_edges(grey)
+    widths = np.where(gx > 0, _rising_edge_widths(grey), _rising_edge_widths(-grey))
+    return np.where(edges, widths, 0)
+
+
+def _blocks(array: np.ndarray) -> np.ndarray:
+    """``(H, W)`` → ``(H // 64, W // 64, 64, 64)`` whole blocks (a partial last row/column is dropped)."""
+    rows, cols = array.shape[0] // CPBD_MIN_SIZE, array.shape[1] // CPBD_MIN_SIZE
+    cropped = array[: rows * CPBD_MIN_SIZE, : cols * CPBD_MIN_SIZE]
+    return cropped.reshape(rows, CPBD_MIN_SIZE, cols, CPBD_MIN_SIZE).swapaxes(1, 2)
+
+
+def cpbd(image: np.ndarray) -> float:
+    """CPBD sharpness (Narvekar & Karam, IEEE TIP 2011): in [0, 1], higher = sharper.
+
+    The image is cut into 64 x 64 blocks; a block is an edge block when more than
+    0.2 % of its pixels are Canny edges. At each measurable Sobel edge pixel of an
+    edge block (:func:`_measurable_edges`) the edge width ``w`` is measured along the
+    row; with ``w_JNB`` = 5 px if the block's contrast (max - min grey level) is at
+    most 50, else 3 px, the probability of detecting blur is
+    ``P = 1 - exp(-(w / w_JNB) ** 3.6)``. CPBD is the share of these edges with
+    ``P <= P_JNB = 1 - exp(-1) = 0.63``, i.e. at most ``w_JNB`` wide.
+
+    Differences from the authors' MATLAB code (and the ``cpbd`` package): Canny
+    uses scikit-image with MATLAB's sigma (sqrt 2) but fixed thresholds (0.1 and
+    0.2 on the 0-1 grey scale) instead of MATLAB's per-image ones; the Sobel edges
+    and their gradient angle both come from the Sobel gradients, thinned along the
+    row only; widths are not capped at 101 px per side (P is 1 long before).
+
+    Args:
+        image: ``(H, W, 3)`` RGB or ``(H, W)`` grey, uint8.
+
+    Returns:
+        CPBD; 0 when no edge block has a measurable edge (as the authors' code: a
+        blank frame and a heavily blurred one both score 0).
+
+    Raises:
+        ValueError: the image is smaller than one block.
+    """
+    grey = _grey(image)
+    if min(grey.shape) < CPBD_MIN_SIZE:
+        raise ValueError(f"CPBD needs an image of at least {CPBD_MIN_SIZE} x {CPBD_MIN_SIZE} pixels, "
+                         f"got {grey.shape[1]} x {grey.shape[0]}")
+    widths = _blocks(_edge_widths(grey))
+    edge_blocks = _blocks(canny(grey / 255.0, sigma=math.sqrt(2.0), mode="nearest")).sum(axis=(2, 3))
+    edge_blocks = edge_blocks > _CPBD_EDGE_SHARE * CPBD_MIN_SIZE**2
+    contrast = np.ptp(_blocks(grey), axis=(2, 3))
+    w_jnb = np.where(contrast <= _CPBD_LOW_CONTRAST, 5.0, 3.0)[..., None, None]
+    counted = (widths > 0) & edge_blocks[..., None, None]
+    if not counted.any():
+        return 0.0
+    probability = 1.0 - np.exp(-((widths / w_jnb) ** _CPBD_BETA))
+    return float(np.count_nonzero(counted & (probability <= _P_JNB)) / np.count_nonzero(counted))
+
+
+def video_sharpness(path: str | Path, every: int = SHARPNESS_EVERY) -> float:
+    """Mean :func:`cpbd` of every ``every``-th frame of a video (frames 0, every, 2 every, ...)."""
+    with contextlib.closing(media.iter_frames(path)) as frames:
+        return float(np.mean([cpbd(frame) for frame in islice(frames, 0, None, every)]))
+
+
+# ------------------------------------------------------------------------- lip sync
+
+
+@dataclass(frozen=True)
+class LipSync:
+    """Best correlation of mouth opening and loudness over the searched lags.
+
+    Attributes:
+        correlation: Pearson r in [-1, 1] at the best lag; NaN if not computable
+            (e.g. a still mouth or constant loudness).
+        lag_frames: Frames the mouth lags behind the speech (positive = video late).
+    """
+
+    correlation: float
+    lag_frames: int
+
+    def lag_ms(self, fps: float) -> float:
+        """The lag in milliseconds at ``fps`` frames per second."""
+        return 1000.0 * self.lag_frames / fps
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two ``(N,)`` signals; NaN if either is constant."""
+    a, b = a - a.mean(), b - b.mean()
+    norm = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / norm if norm > 0 else math.nan
+
+
+def _lagged_pair(video: np.ndarray, audio: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping parts of ``video[t]`` and ``audio[t - lag]``."""
+    n = len(video)
+    return (video[lag:], audio[: n - lag]) if lag >= 0 else (video[: n + lag], audio[-lag:])
+
+
+def lip_sync(mouth_opening: np.ndarray, loudness_db: np.ndarray, max_lag: int = 5) -> LipSync:
+    """Lag-searched Pearson correlation of mouth opening and speech loudness.
+
+    Loudness is clipped below at :data:`LIP_SYNC_FLOOR_DB` so silence of any depth
+    counts the same. Lags from ``-max_lag`` to ``+max_lag`` frames are tried (5 =
+    0.2 s at 25 fps), as long as at least 3 frames overlap, and the lag with the
+    highest correlation is returned (a negative correlation is no sync).
+
+    Args:
+        mouth_opening: ``(T,)`` mouth opening per frame (any unit, e.g. face sizes).
+        loudness_db: ``(T,)`` speech loudness per frame, dBFS.
+        max_lag: Largest lag searched, frames.
+
+    Returns:
+        The best :class:`LipSync`; ``(NaN, 0)`` when no lag gives a correlation.
+    """
+    mouth = np.asarray(mouth_opening, np.float64)
+    loudness = np.maximum(np.asarray(loudness_db, np.float64), LIP_SYNC_FLOOR_DB)
+    if mouth.shape != loudness.shape or mouth.ndim != 1:
+        raise ValueError(f"mouth opening and loudness must be (T,) of one length, "
+                         f"got {mouth.shape} and {loudness.shape}")
+    reach = min(max_lag, len(mouth) - _MIN_CORRELATION_SAMPLES)
+    scores = {lag: _pearson(*_lagged_pair(mouth, loudness, lag)) for lag in range(-reach, reach + 1)}
+    scores = {lag: r for lag, r in scores.items() if not math.isnan(r)}
+    if not scores:
+        return LipSync(math.nan, 0)
+    best = max(scores, key=lambda lag: (scores[lag], -abs(lag)))
+    return LipSync(scores[best], best)
+
+
+def _face_scale(landmarks: np.ndarray) -> np.ndarray:
+    """``(T, 478, D)`` → ``(T,)`` RMS radius (pixels) of the rigid points about their centre."""
+    rigid = landmarks[:, RIGID, :2]
+    return np.sqrt(((rigid - rigid.mean(axis=1, keepdims=True)) ** 2).sum(-1).mean(-1))
+
+
+def track_lip_sync(track: FaceTrack, path: str | Path) -> LipSync:
+    """:func:`lip_sync` of a tracked video against the loudness of its own audio track."""
+    opening = inner_mouth_opening(track.landmarks[..., :2]) / _face_scale(track.landmarks)
+    loudness = frame_loudness(load_audio(path), AudioConfig(fps=track.fps), n_frames=len(track))
+    return lip_sync(opening, loudness)
+
+
+def _track(path: str | Path, max_frames: int | None = None) -> FaceTrack:
+    """Per-frame (unsmoothed) face track of the first ``max_frames`` frames of a video."""
+    info = media.probe(path)
+    with contextlib.closing(media.iter_frames(path)) as frames:
+        return track_frames(islice(frames, max_frames), info.fps, _TRACKING, name=str(path))
+
+
+def _has_sound(path: str | Path) -> bool:
+    """True when ``path`` is a video with an audio track."""
+    info = media.probe(path)
+    return not info.is_image and info.has_audio
+
+
+def video_lip_sync(path: str | Path) -> LipSync:
+    """Weight-free lip sync of a video: its mouth opening against its own speech.
+
+    Raises:
+        InputError: the file has no audio track (or is a still image).
+        NoFaceError: no face in any frame.
+    """
+    if not _has_sound(path):
+        raise InputError(f"'{path}' has no audio track; lip sync is measured against "
+                         "the video's own speech, so give a video with sound")
+    return track_lip_sync(_track(path), path)
+
+
+# ------------------------------------------------------------------ video comparison
+
+
+@dataclass(frozen=True)
+class VideoMetrics:
+    """Metrics of a generated video against its reference; NaN where not computable.
+
+    Attributes:
+        m_lmd, f_lmd: Mouth (20 points) / face (68 points) landmark distance, pixels.
+        m_lvd, f_lvd: Mouth / face landmark velocity difference, pixels per frame.
+        ssim: Mean SSIM over compared frames.
+        psnr: Mean PSNR over compared frames, dB (``inf`` if any frame is identical).
+        cpbd_generated, cpbd_reference: Mean CPBD over every 5th compared frame.
+        lip_sync_r, lip_sync_lag_frames: :func:`lip_sync` of the generated video
+            with its own audio (NaN without audio); lag positive = video late.
+        frames_compared: Frame pairs compared.
+        lip_sync_lag_ms: The lag in milliseconds at the generated frame rate.
+    """
+
+    m_lmd: float
+    f_lmd: float
+    m_lvd: float
+    f_lvd: float
+    ssim: float
+    psnr: float
+    cpbd_generated: float
+    cpbd_reference: float
+    lip_sync_r: float
+    lip_sync_lag_frames: float
+    frames_compared: int
+    lip_sync_lag_ms: float = math.nan
+
+
+def _frame_pairs(
+    n_generated: int, fps_generated: float | None, n_reference: int, fps_reference: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(N,)`` generated and reference frame indices compared, paired by time.
+
+    Generated frame ``i`` meets the reference frame nearest its time,
+    ``round(i * fps_reference / fps_generated)``, or frame ``i`` when a rate is
+    unknown (still images); pairs past the reference's end are dropped.
+    """
+    generated = np.arange(n_generated)
+    if fps_generated is None or fps_reference is None:
+        reference = generated.copy()
+    else:
+        reference = np.floor(generated * (fps_reference / fps_generated) + 0.5).astype(np.int64)
+    keep = reference < n_reference
+    return generated[keep], reference[keep]
+
+
+def _landmark_metrics(
+    generated: FaceTrack, reference: FaceTrack, pairs: tuple[np.ndarray, np.ndarray]
+) -> dict[str, float]:
+    """M-/F-LMD and M-/F-LVD of the paired frames, reference scaled to the generated size."""
+    scale = np.array(generated.size, np.float64) / np.array(reference.size, np.float64)
+    gen = to_ibug68(generated.landmarks[pairs[0], :, :2])
+    ref = to_ibug68(reference.landmarks[pairs[1], :, :2]) * scale
+    valid = generated.found[pairs[0]] & reference.found[pairs[1]]
+    mouth = (slice(None), IBUG68_MOUTH)
+    return {
+        "m_lmd": landmark_distance(gen[mouth], ref[mouth], valid),
+        "f_lmd": landmark_distance(gen, ref, valid),
+        "m_lvd": landmark_velocity_difference(gen[mouth], ref[mouth], valid),
+        "f_lvd": landmark_velocity_difference(gen, ref, valid),
+    }
+
+
+def _frames_at(path: str | Path, indices: np.ndarray) -> Iterator[np.ndarray]:
+    """Yield the frames of a video at non-decreasing ``indices``, decoding it once."""
+    with contextlib.closing(media.iter_frames(path)) as frames:
+        frame, position = None, -1
+        for index in indices:
+            while position < index:
+                frame, position = next(frames), position + 1
+            yield frame
+
+
+def _pixel_metrics(
+    generated_path: str | Path, reference_path: str | Path, pairs: tuple[np.ndarray, np.ndarray]
+) -> dict[str, float]:
+    """Mean SSIM, PSNR and CPBD of the paired frames; the reference is resized to the generated size."""
+    values: dict[str, list[float]] = {"ssim": [], "psnr": [], "cpbd_generated": [], "cpbd_reference": []}
+    paired = zip(_frames_at(generated_path, pairs[0]), _frames_at(reference_path, pairs[1]))
+    for number, (gen, ref) in enumerate(paired):
+        if ref.shape != gen.shape:
+            ref = cv2.resize(ref, gen.shape[1::-1], interpolation=cv2.INTER_AREA)
+        values["ssim"].append(_frame_ssim(gen, ref))
+        values["psnr"].append(_frame_psnr(gen, ref))
+        if number % SHARPNESS_EVERY == 0:
+            values["cpbd_generated"].append(cpbd(gen))
+            values["cpbd_reference"].append(cpbd(ref))
+    return {name: float(np.mean(series)) for name, series in values.items()}
+
+
+def _lip_sync_metrics(track: FaceTrack, path: str | Path) -> dict[str, float]:
+    """Lip-sync fields of :class:`VideoMetrics`; NaN when the video is silent or has no audio."""
+    if not _has_sound(path):
+        return {"lip_sync_r": math.nan, "lip_sync_lag_frames": math.nan, "lip_sync_lag_ms": math.nan}
+    result = track_lip_sync(track, path)
+    known = not math.isnan(result.correlation)
+    return {
+        "lip_sync_r": result.correlation,
+        "lip_sync_lag_frames": float(result.lag_frames) if known else math.nan,
+        "lip_sync_lag_ms": result.lag_ms(track.fps) if known else math.nan,
+    }
+
+
+def _reference_limit(
+    max_frames: int | None, fps_generated: float | None, fps_reference: float | None
+) -> int | None:
+    """Reference frames needed to pair ``max_frames`` generated frames (all when unbounded)."""
+    if max_frames is None:
+        return None
+    if fps_generated is None or fps_reference is None:
+        return max_frames
+    return math.ceil(max_frames * fps_reference / fps_generated) + 1
+
+
+def compare_videos(
+    generated_path: str | Path, reference_path: str | Path, max_frames: int | None = None
+) -> VideoMetrics:
+    """All reference-based metrics of a generated video (see the module docstring).
+
+    Both videos are tracked per frame (MediaPipe, unsmoothed) and reduced to the
+    iBUG-68 points; frames are paired by time on the generated timeline.
+
+    Args:
+        generated_path: The generated video (its own audio gives the lip sync).
+        reference_path: The ground-truth video.
+        max_frames: Compare at most this many generated frames (from the start).
+
+    Raises:
+        NoFaceError: no face in any frame of one of the videos.
+    """
+    generated = _track(generated_path, max_frames)
+    reference_fps = media.probe(reference_path).fps
+    reference = _track(reference_path, _reference_limit(max_frames, generated.fps, reference_fps))
+    pairs = _frame_pairs(len(generated), generated.fps, len(reference), reference.fps)
+    if len(pairs[0]) == 0:
+        raise InputError(f"'{generated_path}' and '{reference_path}' share no frame to compare")
+    return VideoMetrics(
+        **_landmark_metrics(generated, reference, pairs),
+        **_pixel_metrics(generated_path, reference_path, pairs),
+        **_lip_sync_metrics(generated, generated_path),
+        frames_compared=len(pairs[0]),
+    )
