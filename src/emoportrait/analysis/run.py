@@ -1,0 +1,190 @@
+"""Run recognizers and metrics over videos: one :class:`VideoResult` per video.
+
+Per video: track the face (:mod:`emoportrait.face`), cut aligned crops
+(:mod:`.crops`), run every recognizer, and measure lip sync and sharpness
+(:mod:`.metrics`); with a reference video, the landmark and image metrics too.
+Frame recognizers give a video-level prediction by one of three protocols:
+
+- ``mean``: average the per-frame probabilities (default);
+- ``vote``: the class most frames predict;
+- ``last3``: average the last three frames (the protocol of the university
+  project that judged EVP's videos: an emotion shows most at the end of a clip).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import face, media
+from ..emotions import canonical_emotion
+from ..errors import EmoportraitError, InputError
+from . import metrics
+from .crops import face_crops
+from .labels import emotion_from_path
+from .recognizers import ClipRecognizer, FrameRecognizer
+
+logger = logging.getLogger(__name__)
+
+Protocol = Literal["mean", "vote", "last3"]
+PROTOCOLS: tuple[str, ...] = ("mean", "vote", "last3")
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
+CROP_SIZE = 112
+"""Side of the aligned crops handed to recognizers (each resizes to its own input)."""
+
+
+@dataclass
+class Prediction:
+    """One recognizer's verdict on one video.
+
+    Attributes:
+        label: predicted class, in the recognizer's own label set.
+        probabilities: ``(C,)`` video-level probabilities.
+        frame_probabilities: ``(T, C)`` per-frame probabilities (frame recognizers only).
+    """
+
+    label: str
+    probabilities: np.ndarray
+    frame_probabilities: np.ndarray | None = None
+
+
+@dataclass
+class VideoResult:
+    """Everything measured on one video; ``error`` is set when it could not be analysed."""
+
+    path: Path
+    truth: str | None
+    frames: int = 0
+    fps: float = 0.0
+    predictions: dict[str, Prediction] = field(default_factory=dict)
+    lip_sync: metrics.LipSync | None = None
+    sharpness: float = float("nan")
+    comparison: metrics.VideoMetrics | None = None
+    example_crop: np.ndarray | None = None
+    error: str | None = None
+
+
+def video_level(frame_probabilities: np.ndarray, protocol: Protocol) -> np.ndarray:
+    """``(T, C)`` per-frame probabilities → ``(C,)`` video probabilities by ``protocol``."""
+    if protocol == "mean":
+        return frame_probabilities.mean(axis=0)
+    if protocol == "last3":
+        return frame_probabilities[-3:].mean(axis=0)
+    if protocol == "vote":
+        votes = np.bincount(frame_probabilities.argmax(axis=1), minlength=frame_probabilities.shape[1])
+        return votes / votes.sum()
+    raise InputError(f"unknown protocol '{protocol}'; choose from {', '.join(PROTOCOLS)}")
+
+
+def _predict(recognizer: FrameRecognizer | ClipRecognizer, crops: np.ndarray, fps: float,
+             protocol: Protocol) -> Prediction:
+    labels = recognizer.info.labels
+    if recognizer.info.kind == "frame":
+        per_frame = recognizer.predict(crops)
+        probabilities = video_level(per_frame, protocol)
+        return Prediction(labels[int(np.argmax(probabilities))], probabilities, per_frame)
+    probabilities = recognizer.predict_clip(crops, fps)
+    return Prediction(labels[int(np.argmax(probabilities))], probabilities)
+
+
+def analyse_video(
+    path: Path,
+    truth: str | None,
+    recognizers: Sequence[FrameRecognizer | ClipRecognizer],
+    protocol: Protocol = "mean",
+    reference: Path | None = None,
+) -> VideoResult:
+    """Analyse one video; user-level problems (no face, unreadable) land in ``error``."""
+    result = VideoResult(path=path, truth=truth)
+    try:
+        info = media.probe(path)
+        frames = media.read_frames(path)
+        track = face.track_frames(frames, info.fps, name=str(path))
+        crops = face_crops(frames, track.landmarks, CROP_SIZE)
+        result.frames, result.fps = len(frames), info.fps or 25.0
+        result.example_crop = crops[len(crops) // 2]
+        for recognizer in recognizers:
+            result.predictions[recognizer.info.name] = _predict(recognizer, crops, result.fps, protocol)
+        if min(frames.shape[1:3]) >= metrics.CPBD_MIN_SIZE:
+            result.sharpness = float(np.mean([metrics.cpbd(f) for f in frames[::metrics.SHARPNESS_EVERY]]))
+        if info.has_audio:
+            result.lip_sync = metrics.track_lip_sync(track, path)
+        if reference is not None:
+            result.comparison = metrics.compare_videos(path, reference)
+    except EmoportraitError as exc:
+        result.error = str(exc)
+        logger.warning("skipped %s: %s", path, exc)
+    return result
+
+
+def find_videos(inputs: Sequence[Path]) -> list[Path]:
+    """Video files named directly or found (recursively) in the given folders, sorted."""
+    videos = []
+    for item in inputs:
+        if item.is_dir():
+            videos += sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        elif item.is_file():
+            videos.append(item)
+        else:
+            raise InputError(f"'{item}' does not exist")
+    if not videos:
+        raise InputError(f"no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) found in "
+                         f"{', '.join(map(str, inputs))}")
+    return videos
+
+
+def read_labels(path: Path, videos: Sequence[Path]) -> tuple[dict[Path, str], list[str]]:
+    """Ground truth from a CSV with columns ``video,emotion``.
+
+    ``video`` is matched against each video's path, then its file name. Returns the
+    labels found and one line per problem (unknown emotion, video not found) so the
+    caller can report them and go on with the rest.
+    """
+    if not path.is_file():
+        raise InputError(f"labels file '{path}' does not exist; give a CSV with columns video,emotion")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"video", "emotion"} <= set(reader.fieldnames):
+            raise InputError(f"labels file '{path}' needs a header with columns video,emotion")
+        rows = list(reader)
+    by_name = {str(video): video for video in videos} | {video.name: video for video in videos}
+    labels, problems = {}, []
+    for number, row in enumerate(rows, start=2):
+        video = by_name.get(row["video"]) or by_name.get(Path(row["video"]).name)
+        if video is None:
+            problems.append(f"{path}:{number}: video '{row['video']}' is not among the analysed videos")
+            continue
+        try:
+            labels[video] = canonical_emotion(row["emotion"])
+        except InputError as exc:
+            problems.append(f"{path}:{number}: {exc}")
+    return labels, problems
+
+
+def ground_truth(videos: Sequence[Path], labels_file: Path | None) -> tuple[dict[Path, str | None], list[str]]:
+    """Each video's MEAD emotion: from the labels file, else from its MEAD-style path."""
+    labels, problems = read_labels(labels_file, videos) if labels_file else ({}, [])
+    return {video: labels.get(video) or emotion_from_path(video) for video in videos}, problems
+
+
+def analyse_videos(
+    videos: Sequence[Path],
+    truths: dict[Path, str | None],
+    recognizers: Sequence[FrameRecognizer | ClipRecognizer],
+    protocol: Protocol = "mean",
+    references: dict[Path, Path] | None = None,
+    progress: bool = False,
+) -> list[VideoResult]:
+    """:func:`analyse_video` over many videos, with a progress bar."""
+    references = references or {}
+    return [
+        analyse_video(video, truths.get(video), recognizers, protocol, references.get(video))
+        for video in tqdm(videos, desc="analysing", unit="video", disable=not progress)
+    ]

@@ -1,0 +1,193 @@
+"""analysis: label mapping, video protocols, labels files, the report, analyze end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from emoportrait import media
+from emoportrait.analysis import labels, report, run
+from emoportrait.analysis.recognizers import RecognizerInfo
+from emoportrait.cli import main
+from emoportrait.emotions import parse_emotion
+from emoportrait.errors import InputError
+from emoportrait.pipeline import generate
+
+from .test_generate import RATE, speechlike
+
+
+# ---------------------------------------------------------------- label mapping
+
+@pytest.mark.parametrize("label_set,emotion,expected", [
+    ("fer2013", "disgusted", "disgust"), ("rafdb", "happy", "happiness"), ("rafdb", "contempt", None),
+    ("ckplus", "neutral", None), ("ckplus", "sad", "sadness"), ("affectnet8", "contempt", "contempt"),
+    ("smic", "happy", "positive"), ("smic", "contempt", "negative"), ("smic", "neutral", None),
+    ("smic", "surprised", "surprise"),
+])
+def test_target_class(label_set, emotion, expected):
+    assert labels.target_class(label_set, emotion) == expected
+
+
+def test_unreachable_emotions_are_explicit():
+    assert labels.unreachable("fer2013") == ["contempt"]
+    assert labels.unreachable("rafdb") == ["contempt"]
+    assert labels.unreachable("ckplus") == ["neutral"]
+    assert labels.unreachable("affectnet8") == []
+    assert labels.unreachable("smic") == ["neutral"]
+
+
+def test_every_class_of_every_set_maps_to_a_mead_emotion():
+    for name, classes in labels.LABEL_SETS.items():
+        if name != "smic":
+            reached = {labels.target_class(name, e) for e in labels.EMOTIONS} - {None}
+            assert reached == set(classes), name
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("MEAD/M003/video/front/angry/level_3/001.mp4", "angry"),
+    ("out/happy_001.mp4", "happy"), ("x/M030_fearful-2.mp4", "fear"), ("clips/001.mp4", None),
+])
+def test_emotion_from_path(path, expected):
+    assert labels.emotion_from_path(path) == expected
+
+
+# ---------------------------------------------------------------- protocols
+
+def test_video_level_protocols():
+    frames = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.3, 0.7], [0.4, 0.6]])
+    np.testing.assert_allclose(run.video_level(frames, "mean"), [0.52, 0.48])
+    np.testing.assert_allclose(run.video_level(frames, "vote"), [0.4, 0.6])
+    np.testing.assert_allclose(run.video_level(frames, "last3"), [0.3, 0.7])
+    with pytest.raises(InputError, match="unknown protocol"):
+        run.video_level(frames, "median")
+
+
+def test_labels_file_problems_are_listed_not_fatal(tmp_path):
+    videos = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("video,emotion\na.mp4,happy\nb.mp4,joyful\nc.mp4,sad\n")
+    found, problems = run.read_labels(csv_path, videos)
+    assert found == {videos[0]: "happy"}
+    assert len(problems) == 2 and "unknown emotion 'joyful'" in problems[0] and "'c.mp4'" in problems[1]
+    (tmp_path / "bad.csv").write_text("file,label\n")
+    with pytest.raises(InputError, match="columns video,emotion"):
+        run.read_labels(tmp_path / "bad.csv", videos)
+
+
+# ---------------------------------------------------------------- report
+
+class _Fixed:
+    """A frame recognizer that always prefers one class."""
+
+    def __init__(self, label_set: str, choice: str):
+        classes = labels.LABEL_SETS[label_set]
+        self.info = RecognizerInfo(f"fixed-{choice}", label_set, classes, "frame", "test")
+        self.choice = classes.index(choice)
+
+    def predict(self, crops):
+        probabilities = np.full((len(crops), len(self.info.labels)), 0.1)
+        probabilities[:, self.choice] = 0.9
+        return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
+def _result(name: str, truth: str | None, label: str, classes) -> run.VideoResult:
+    probabilities = np.eye(len(classes))[classes.index(label)]
+    result = run.VideoResult(path=media.Path(name), truth=truth, frames=10, fps=25.0)
+    result.predictions["r"] = run.Prediction(label, probabilities, np.tile(probabilities, (10, 1)))
+    result.example_crop = np.zeros((112, 112, 3), np.uint8)
+    return result
+
+
+def test_summary_counts_accuracy_recall_and_unreachable():
+    classes = labels.LABEL_SETS["fer2013"]
+    info = RecognizerInfo("r", "fer2013", classes, "frame", "test")
+    results = [_result("1.mp4", "happy", "happy", classes), _result("2.mp4", "happy", "surprise", classes),
+               _result("3.mp4", "contempt", "happy", classes), _result("4.mp4", None, "sad", classes)]
+    summary = report.summarize(results, info)
+    assert summary.videos == 3 and summary.accuracy == pytest.approx(1 / 3)
+    assert summary.accuracy_reachable == pytest.approx(1 / 2)
+    assert summary.recall["happy"] == 0.5 and summary.recall["contempt"] is None
+    assert summary.unreachable == ["contempt"]
+    assert summary.confusion[labels.EMOTIONS.index("happy"), classes.index("surprise")] == 1
+
+
+def test_report_files(tmp_path):
+    classes = labels.LABEL_SETS["fer2013"]
+    info = RecognizerInfo("r", "fer2013", classes, "frame", "test")
+    results = [_result("1.mp4", "happy", "happy", classes), _result("2.mp4", "sad", "happy", classes)]
+    report.write_report(results, [info], tmp_path, notes=["a note"])
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["recognizers"][0]["accuracy"] == 0.5 and "FID" in data["not_computed"]
+    assert (tmp_path / "confusion_r.png").stat().st_size > 1000
+    assert "sad,0.0000,0.0000,0.0000,1.0000" in (tmp_path / "confusion_r.csv").read_text()
+    assert (tmp_path / "confusions_r.png").exists() and (tmp_path / "curve_1.png").exists()
+    page = (tmp_path / "index.html").read_text()
+    assert "a note" in page and "confusion_r.png" in page and "Cannot output: contempt" in page
+
+
+# ---------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def generated_videos(tmp_path_factory, close_portrait):
+    folder = tmp_path_factory.mktemp("generated")
+    speech = folder / "speech.wav"
+    soundfile.write(speech, speechlike(1.6, active=((0.1, 1.4),)), RATE)
+    portrait = folder / "portrait.png"
+    media.write_image(portrait, close_portrait)
+    videos = folder / "videos"
+    for emotion in ("happy", "surprised"):
+        generate(speech, parse_emotion(emotion), portrait, videos / f"{emotion}_001.mp4")
+    return videos
+
+
+def test_analyze_command_writes_the_report(tmp_path, capsys, generated_videos):
+    pytest.importorskip("h5py")
+    out = tmp_path / "report"
+    broken = generated_videos.parent / "broken"
+    broken.mkdir(exist_ok=True)
+    (broken / "angry_002.mp4").write_bytes(b"\x00" * 100)
+    code = main(["analyze", str(generated_videos), str(broken), "--report", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    data = json.loads((out / "results.json").read_text())
+    videos = {record["video"].rsplit("/", 1)[-1]: record for record in data["videos"]}
+    assert videos["happy_001.mp4"]["predictions"]["mini-xception (FER2013)"]["label"] == "happy"
+    assert videos["happy_001.mp4"]["lip_sync"]["correlation"] > 0.3
+    assert videos["angry_002.mp4"]["error"]  # reported, not fatal
+    assert (out / "index.html").exists() and (out / "confusion_mini_xception_fer2013.png").exists()
+    assert "accuracy" in captured.out
+
+
+def test_analyze_bad_inputs(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "none"), "--report", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["analyze", str(tmp_path / "empty"), "--report", str(tmp_path / "r")]) == 2
+    assert "no videos" in capsys.readouterr().err
+
+
+def test_train_mer_then_analyze_with_it(tmp_path, capsys, generated_videos):
+    from .test_recognizer_training import make_smic
+
+    root = make_smic(tmp_path / "smic")
+    out = tmp_path / "runs" / "stcnn"
+    assert main(["train", "mer", "--model", "stcnn", "--dataset", "smic", str(root), "--out", str(out),
+                 "--epochs", "1", "--batch", "4"]) == 0
+    assert "use it with: emoportrait analyze VIDEOS --mer" in capsys.readouterr().out
+    report_dir = tmp_path / "report"
+    assert main(["analyze", str(generated_videos), "--no-default-fer", "--mer", str(out / "best"),
+                 "--report", str(report_dir)]) == 0
+    data = json.loads((report_dir / "results.json").read_text())
+    (recognizer,) = data["recognizers"]
+    assert recognizer["label_set"] == "smic" and recognizer["unreachable"] == ["neutral"]
+    assert recognizer["videos"] == 2
+
+
+def test_train_with_a_wrong_dataset_root_is_one_line(tmp_path, capsys):
+    assert main(["train", "fer", "--model", "dan", "--dataset", "rafdb", str(tmp_path), "--out",
+                 str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emoportrait: error: ") and "\n" not in err
