@@ -12,9 +12,10 @@ if command -v apt-get >/dev/null 2>&1; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
     $sudo apt-get update -qq
-    # libgl1 + libglib2.0-0: shared libraries of the OpenCV wheel that MediaPipe pulls in.
+    # libgl1 + libglib2.0-0: shared libraries of the OpenCV wheel that MediaPipe pulls in;
+    # espeak-ng: speech for 'emoportrait make-dataset' (the synthetic MEAD-layout data set).
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-        libgl1 libglib2.0-0 >/dev/null
+        libgl1 libglib2.0-0 espeak-ng >/dev/null
 fi
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

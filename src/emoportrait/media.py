@@ -352,3 +352,23 @@ def write_image(path: str | Path, frame: np.ndarray) -> None:
         raise InputError(f"cannot write an image with suffix '{path.suffix}' ('{path}')")
     with atomic_output(path) as temp:
         temp.write_bytes(encoded.tobytes())
+
+
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write ``(S,)`` float32 mono samples in [-1, 1] at ``sample_rate`` Hz as AAC, atomically.
+
+    The container follows the suffix of ``path`` (``.m4a`` gives an MPEG-4 audio file).
+    The first sample has pts 0; AAC adds its usual encoder delay (priming samples),
+    which the container records, so decoders trim it.
+    """
+    data = np.clip(np.asarray(samples, np.float32).reshape(-1), -1.0, 1.0)
+    if not len(data):
+        raise InputError(f"no audio samples to write to '{path}'")
+    with atomic_output(path) as temp, av.open(str(temp), mode="w") as container:
+        stream = container.add_stream("aac", rate=sample_rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(data[None, :], format="flt", layout="mono")
+        frame.sample_rate = sample_rate
+        frame.pts = 0
+        frame.time_base = Fraction(1, sample_rate)
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))

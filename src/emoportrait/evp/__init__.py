@@ -1,0 +1,1 @@
+"""EVP's learned pipeline: dataset preparation, networks, training stages."""
