@@ -233,7 +233,7 @@ def test_training_resumes_after_the_saved_epoch(rafdb, tmp_path, caplog):
     out = tmp_path / "run"
     train_recognizer("dan", "rafdb", rafdb, out, config)
     first = _rows(out / "log.csv")
-    with caplog.at_level(logging.INFO, logger="emoportrait.analysis.recognizers.training"):
+    with caplog.at_level(logging.INFO, logger="emoportrait.training.engine"):
         train_recognizer("dan", "rafdb", rafdb, out, replace(config, epochs=2))
     assert "after epoch 1: training epochs 2 to 2" in caplog.text
     rows = _rows(out / "log.csv")
@@ -246,7 +246,7 @@ def test_training_resumes_after_the_saved_epoch(rafdb, tmp_path, caplog):
     resumed, whole = load_file(out / "last" / MODEL_FILE), load_file(straight / "last" / MODEL_FILE)
     assert all(torch.equal(resumed[name], whole[name]) for name in whole)
 
-    with pytest.raises(InputError, match="holds a dan run on rafdb"):
+    with pytest.raises(InputError, match=r"holds a dan run with other settings \(input_size: 64 there, 32 here\)"):
         train_recognizer("dan", "rafdb", rafdb, out, replace(config, image_size=32))
     train_recognizer("dan", "rafdb", rafdb, out, replace(config, resume=False))
     assert len(_rows(out / "log.csv")) == 1

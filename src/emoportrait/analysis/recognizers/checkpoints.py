@@ -5,39 +5,33 @@ A checkpoint is a directory::
     model.safetensors   the network's weights (and DAN's affinity centres)
     config.yaml         CheckpointConfig: model kind, label set and labels, input
                         size, frames, normalisation, backbone source, training settings
-    training.pt         optional, training runs' ``last`` only: optimizer and scheduler
-                        state, epoch, history (torch.save; read with weights_only=True)
+    training.pt         training runs' ``last`` only: the state to resume from
 
-Directories are written whole into a temporary sibling and swapped in, so a crash
-never leaves a half-written checkpoint. :func:`load_recognizer` turns one into the
-matching frame or clip recognizer.
+This is the layout the training engine (:mod:`emoportrait.training.engine`) writes
+for a stage with one module named :data:`MODULE`. :func:`load_recognizer` turns a
+checkpoint into the matching frame or clip recognizer.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ...config import load_config, save_config
+from ...config import load_config
 from ...errors import InputError
+from ...training import CONFIG_FILE, STATE_FILE, WEIGHTS_SUFFIX, load_weights  # noqa: F401 (STATE_FILE: layout)
 from .base import ClipRecognizer, FrameRecognizer, RecognizerInfo
 from .dan import DAN, DanRecognizer
 from .fan import FAN, FanRecognizer
 from .stcnn import STCNN, StcnnRecognizer
 
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.yaml"
-STATE_FILE = "training.pt"
+MODULE = "model"
+"""The name of a recognizer's one module in the training engine."""
+MODEL_FILE = f"{MODULE}{WEIGHTS_SUFFIX}"
 MODELS: tuple[str, ...] = ("dan", "fan", "stcnn")
 FROM_SCRATCH = "from scratch"
 """``backbone`` of a network whose ResNet-18 trunk started from random weights."""
@@ -93,40 +87,6 @@ def build_model(config: CheckpointConfig) -> nn.Module:
     raise InputError(f"unknown recognizer model '{config.model}'; choose one of {', '.join(MODELS)}")
 
 
-def _swap_in(directory: Path, write: Callable[[Path], None]) -> None:
-    """Let ``write`` fill a temporary sibling of ``directory``, then replace ``directory`` with it."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    try:
-        write(temporary)
-        retired = directory.with_name(f".{directory.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        if directory.exists():
-            os.replace(directory, retired)
-        os.replace(temporary, directory)
-        shutil.rmtree(retired, ignore_errors=True)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-
-
-def save_checkpoint(directory: str | Path, model: nn.Module, config: CheckpointConfig,
-                    training_state: dict[str, Any] | None = None) -> None:
-    """Write ``model``'s weights, ``config`` and optionally a training state as checkpoint ``directory``.
-
-    ``training_state`` must hold only what ``torch.load(weights_only=True)`` reads back:
-    tensors, numbers, strings, lists and dicts (optimizer and scheduler state dicts do).
-    """
-    weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-
-    def write(folder: Path) -> None:
-        save_file(weights, folder / MODEL_FILE, metadata={"format": "pt", "model": config.model})
-        save_config(config, folder / CONFIG_FILE)
-        if training_state is not None:
-            torch.save(training_state, folder / STATE_FILE)
-
-    _swap_in(Path(directory), write)
-
-
 def read_config(directory: str | Path) -> CheckpointConfig:
     """The ``config.yaml`` of checkpoint ``directory``."""
     directory = Path(directory)
@@ -139,25 +99,6 @@ def read_config(directory: str | Path) -> CheckpointConfig:
     if config.model not in MODELS:
         raise _not_a_checkpoint(directory, f"its {CONFIG_FILE} names model '{config.model}'")
     return config
-
-
-def load_weights(model: nn.Module, directory: str | Path) -> None:
-    """Copy the ``model.safetensors`` of checkpoint ``directory`` into ``model``.
-
-    Raises:
-        InputError: the file is missing or unreadable, or its tensors do not fit ``model``.
-    """
-    directory = Path(directory)
-    if not (directory / MODEL_FILE).is_file():
-        raise _not_a_checkpoint(directory, f"no {MODEL_FILE}")
-    try:
-        weights = load_file(directory / MODEL_FILE)
-    except (SafetensorError, OSError) as exc:
-        raise _not_a_checkpoint(directory, f"{MODEL_FILE} is unreadable: {exc}") from exc
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise _not_a_checkpoint(directory, f"{MODEL_FILE} does not fit its {CONFIG_FILE}") from exc
 
 
 def read_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointConfig]:
@@ -173,21 +114,8 @@ def read_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         raise _not_a_checkpoint(directory, f"no {MODEL_FILE}")
     config = read_config(directory)
     model = build_model(config)
-    load_weights(model, directory)
+    load_weights(directory, {MODULE: model})
     return model.to(device), config
-
-
-def read_training_state(directory: str | Path) -> dict[str, Any]:
-    """The ``training.pt`` of checkpoint ``directory``, loaded with ``weights_only=True`` onto the CPU."""
-    path = Path(directory) / STATE_FILE
-    if not path.is_file():
-        raise InputError(f"'{directory}' holds no training state ({STATE_FILE}); it cannot be resumed, "
-                         "so start the training over without resuming")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise InputError(f"training state '{path}' is unreadable ({type(exc).__name__}); "
-                         "start the training over without resuming") from exc
 
 
 def default_device() -> torch.device:
