@@ -1,0 +1,339 @@
+"""EVP data preparation on a tiny MEAD-layout dataset rendered on the fly (no espeak).
+
+One subject (M003) has six clips rendered by ``generate`` (2 sentences x neutral,
+happy, sad) with separate ``.m4a`` audio; a second subject (W009) reuses the same
+videos without ``.m4a`` files, so both audio paths are exercised. Three broken clips
+(garbage bytes, a video without a face, 0.3 s of audio) must fail without stopping
+the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+from threadpoolctl import threadpool_limits  # installed with librosa (via scikit-learn)
+
+from emoportrait import audio, media
+from emoportrait.emotions import parse_emotion
+from emoportrait.errors import InputError
+from emoportrait.evp import cache
+from emoportrait.evp.cache import FeatureCache, ManifestRow
+from emoportrait.evp.layout import discover
+from emoportrait.evp.prepare import (
+    PrepareConfig, assign_splits, finalize, frame_map, parse_shard, prepare,
+)
+from emoportrait.pipeline import GenerateConfig, generate
+
+RATE = 16000
+SENTENCES = {  # sentence id -> the (F1, F2) formants (Hz) of its vowels, one syllable each
+    "001": [(700, 1200), (300, 2300), (500, 1700), (400, 800), (650, 1100)],
+    "002": [(300, 800), (600, 1900), (700, 1300), (350, 2200), (450, 900)],
+}
+STYLE = {"neutral": (1.0, 140.0, 0.25), "happy": (1.2, 210.0, 0.35), "sad": (0.85, 115.0, 0.2)}
+"""Emotion -> (tempo factor, pitch in Hz, peak amplitude)."""
+
+
+def speech(sentence: str, emotion: str) -> np.ndarray:
+    """Vowel bursts with the sentence's formants; emotion sets tempo, pitch and level (1.2-1.6 s)."""
+    tempo, pitch, level = STYLE[emotion]
+    pieces = [np.zeros(int(0.12 * RATE))]
+    for f1, f2 in SENTENCES[sentence]:
+        t = np.arange(int(0.18 / tempo * RATE)) / RATE
+        harmonics = np.arange(1, int(3500 / pitch))
+        gains = np.exp(-(((harmonics * pitch)[:, None] - (f1, f2)) / 150.0) ** 2).sum(axis=1) + 0.05
+        voice = (gains[:, None] * np.sin(2 * np.pi * pitch * harmonics[:, None] * t)).sum(axis=0)
+        pieces += [voice * np.hanning(len(t)) ** 0.5, np.zeros(int(0.05 / tempo * RATE))]
+    pieces.append(np.zeros(int(0.12 * RATE)))
+    samples = np.concatenate(pieces)
+    return (level * samples / np.abs(samples).max()).astype(np.float32)
+
+
+def write_m4a(path: Path, samples: np.ndarray) -> None:
+    """Mono AAC in an .m4a container, like MEAD's audio files."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=RATE, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RATE, 0, Fraction(1, RATE)
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def mead_clip(root: Path, subject: str, emotion: str, sentence: str) -> Path:
+    """MEAD's path of a level-1 frontal video (its folder created)."""
+    path = root / subject / "video" / "front" / emotion / "level_1" / f"{sentence}.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    # One BLAS thread: the warp renderer's small matrix products otherwise slow down
+    # several-fold when other processes keep the cores busy.
+    with threadpool_limits(1, user_api="blas"):
+        return make_dataset(tmp_path_factory)
+
+
+def make_dataset(tmp_path_factory) -> Path:
+    """The MEAD-layout test dataset (see the module docstring)."""
+    root = tmp_path_factory.mktemp("mead")
+    work = tmp_path_factory.mktemp("work")
+    portrait = work / "portrait.png"
+    crop = skimage.data.astronaut()[0:320, 60:380]
+    media.write_image(portrait, cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA))
+    for sentence in SENTENCES:
+        for emotion in STYLE:
+            samples = speech(sentence, emotion)
+            wav = work / f"{sentence}_{emotion}.wav"
+            audio.write_wav(wav, samples, RATE)
+            video = mead_clip(root, "M003", emotion, sentence)
+            generate(wav, parse_emotion(emotion), portrait, video, config=GenerateConfig(size=128))
+            m4a = root / "M003" / "audio" / emotion / "level_1" / f"{sentence}.m4a"
+            m4a.parent.mkdir(parents=True, exist_ok=True)
+            write_m4a(m4a, samples)
+            shutil.copy(video, mead_clip(root, "W009", emotion, sentence))
+    mead_clip(root, "M003", "neutral", "003").write_bytes(b"\x00garbage, not an mp4" * 50)
+    shutil.copy(mead_clip(root, "M003", "happy", "001"), mead_clip(root, "M003", "happy", "005"))
+    write_m4a(root / "M003" / "audio" / "happy" / "level_1" / "005.m4a", speech("001", "happy")[:4800])
+    blank = np.full((128, 128, 3), 90, np.uint8)
+    media.write_video(mead_clip(root, "M003", "sad", "004"), [blank] * 30, 25.0,
+                      speech("001", "neutral")[: int(1.2 * RATE)], RATE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cache")
+    return out, prepare(dataset, out)
+
+
+def ok_rows(out: Path) -> list[ManifestRow]:
+    """The prepared clips of a cache's manifest."""
+    return [row for row in cache.read_manifest(out / cache.MANIFEST) if row.ok]
+
+
+# ---------------------------------------------------------------------- layouts
+
+
+def test_discover_mead_layout_uses_m4a_or_the_videos_own_track(dataset):
+    clips = {clip.clip_id: clip for clip in discover(dataset)}
+    assert len(clips) == 15
+    clip = clips["M003_happy_1_002"]
+    assert (clip.subject, clip.emotion, clip.level, clip.sentence) == ("M003", "happy", 1, "002")
+    assert clip.audio.suffix == ".m4a" and clip.audio.is_file()
+    assert clips["W009_happy_1_002"].audio == clips["W009_happy_1_002"].video
+
+
+def test_bad_roots_are_one_line_input_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        discover(tmp_path / "missing")
+    with pytest.raises(InputError, match=r"no clips found.*video/front.*dataset.csv"):
+        discover(tmp_path)
+    mead_clip(tmp_path, "M003", "joyful", "001").write_bytes(b"")
+    with pytest.raises(InputError, match="unknown emotion folder .*joyful"):
+        discover(tmp_path)
+    table = tmp_path / "clips.csv"
+    table.write_text("video,subject,emotion\na.mp4,S1,happy\n")
+    with pytest.raises(InputError, match="lacks the column.*audio") as error:
+        discover(table)
+    assert "\n" not in str(error.value)
+
+
+# ---------------------------------------------------------------------- clips
+
+
+def test_clip_files_have_consistent_shapes(prepared):
+    out, summary = prepared
+    rows = ok_rows(out)
+    assert len(rows) == 12 and summary.n_prepared == 15 and summary.n_skipped == 0
+    for row in rows[::3]:
+        clip = FeatureCache(out).clip(row.clip_id)
+        n = media.probe(row.video).n_frames
+        assert clip.n_frames == row.n_frames == n
+        assert clip.mfcc_windows.shape == (n, 28, 12) and clip.mfcc_windows.dtype == np.float32
+        assert clip.mfcc.shape[1] == 12 and abs(len(clip.mfcc) - 100 * n / clip.fps) < 10
+        assert clip.loudness.shape == clip.silent.shape == clip.found.shape == clip.scale.shape == (n,)
+        assert clip.landmarks.shape == clip.canonical.shape == (n, 478, 3)
+        assert clip.rotation.shape == (n, 3, 3) and clip.translation.shape == (n, 3)
+        assert clip.silent.dtype == bool and clip.found.mean() > 0.9 and clip.fps == 25.0
+        assert clip.silent[:2].all() and not clip.silent[n // 2 - 3:n // 2 + 3].all()
+
+
+def test_broken_clips_are_recorded_as_failed(prepared):
+    out, summary = prepared
+    rows = {row.clip_id: row for row in cache.read_manifest(out / cache.MANIFEST)}
+    assert rows["M003_neutral_1_003"].status.startswith("failed: ")
+    assert "corrupt" in rows["M003_neutral_1_003"].status
+    assert "no face" in rows["M003_sad_1_004"].status
+    assert "s long; at least 0.50 s of speech" in rows["M003_happy_1_005"].status
+    assert set(summary.failures) == {"M003_neutral_1_003", "M003_sad_1_004", "M003_happy_1_005"}
+    assert json.loads((out / cache.SUMMARY).read_text())["failures"].keys() == summary.failures.keys()
+    with pytest.raises(InputError, match="was not prepared"):
+        FeatureCache(out).clip("M003_sad_1_004")
+
+
+# -------------------------------------------------------------------- dataset
+
+
+def test_splits_never_share_a_sentence(prepared):
+    out, summary = prepared
+    assert summary.dataset.split_mode == "sentence"
+    splits = {}
+    for row in ok_rows(out):
+        splits.setdefault(row.sentence, set()).add(row.split)
+    assert all(len(names) == 1 for names in splits.values())
+    assert {name for names in splits.values() for name in names} == {"train", "test"}
+
+
+def test_subject_disjoint_splits_from_three_subjects():
+    rows = [ManifestRow(f"{s}_happy_1_00{k}", s, "happy", 1, f"00{k}", 30, 25.0, "", "ok", "v", "a")
+            for s in ("A", "B", "C", "D") for k in range(3)]
+    rows.append(ManifestRow("E_sad_1_001", "E", "sad", 1, "001", 0, 0.0, "", "failed: x", "v", "a"))
+    split_rows, mode = assign_splits(rows, PrepareConfig())
+    assert mode == "subject" and assign_splits(rows, PrepareConfig())[0] == split_rows
+    by_subject = {}
+    for row in split_rows:
+        by_subject.setdefault(row.subject, set()).add(row.split)
+    assert by_subject["E"] == {""}
+    held = sorted(next(iter(by_subject[s])) for s in "ABCD")
+    assert held == ["test", "train", "train", "val"]
+
+
+def test_subject_model_pca_is_orthonormal_and_explains_the_motion(prepared):
+    out, _ = prepared
+    features = FeatureCache(out)
+    for subject in ("M003", "W009"):
+        model = features.subject(subject)
+        k = len(model.components)
+        assert k == 16 and model.mean.shape == (956,) and model.has_neutral
+        np.testing.assert_allclose(model.components @ model.components.T, np.eye(k), atol=1e-5)
+        assert np.all(np.diff(model.explained_variance) <= 1e-9)
+        assert model.explained_variance.sum() / model.total_variance > 0.9
+        assert model.identity.shape == (478, 3)
+        np.testing.assert_allclose(model.example_code, model.encode(model.identity[:, :2]), atol=1e-4)
+        row = next(row for row in features.ok("train") if row.subject == subject)
+        xy = features.clip(row.clip_id).canonical[..., :2]
+        error = np.abs(model.decode(model.encode(xy)) - xy).mean()
+        assert error < 0.3 * np.abs(xy - model.mean.reshape(478, 2)).mean()
+    displacements = features.reference_displacements("M003")
+    assert set(displacements) == {("happy", 1), ("sad", 1)}
+    assert displacements["happy", 1].shape == (478, 3)
+
+
+def test_pairs_are_same_subject_same_sentence_other_emotion(prepared):
+    out, summary = prepared
+    features = FeatureCache(out)
+    rows = {row.clip_id: row for row in features.manifest}
+    pairs = features.pairs()
+    assert len(pairs) == summary.dataset.n_pairs == 2 * 2 * 6
+    for pair in pairs:
+        a, b = rows[pair.clip_a], rows[pair.clip_b]
+        assert (a.subject, a.sentence, a.split) == (b.subject, b.sentence, pair.split)
+        assert a.emotion != b.emotion and pair.cost > 0
+        mapping = features.frame_map(pair)
+        assert mapping.shape == (a.n_frames,) and mapping.dtype == np.int64
+        assert np.all(np.diff(mapping) >= 0) and mapping[0] <= 3 and mapping[-1] >= b.n_frames - 4
+        assert mapping.max() < b.n_frames
+
+
+def test_frame_map_of_a_uniform_stretch():
+    steps_a, steps_b = 101, 201  # 1 s and 2 s of MFCC steps
+    path = np.stack([np.repeat(np.arange(steps_a), 2)[:steps_b], np.arange(steps_b)], axis=1)
+    mapping = frame_map(path, (steps_a, steps_b), (25, 50), (25.0, 25.0), 100.0)
+    assert mapping.shape == (25,)
+    np.testing.assert_array_less(np.abs(mapping - 2 * np.arange(25)), 2)
+
+
+def test_subject_without_neutral_clips_is_recorded(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    rows = []
+    for emotion in ("happy", "sad"):
+        clip_id = f"S9_{emotion}_1_001"
+        n = 20
+        canonical = rng.normal(size=(n, 478, 3)).astype(np.float32)
+        cache.save_clip(cache.clip_path(tmp_path, clip_id), cache.ClipFeatures(
+            clip_id, "S9", emotion, 1, "001", 25.0, np.zeros((n, 28, 12), np.float32),
+            rng.normal(size=(80, 12)).astype(np.float32), np.zeros(n, np.float32), np.zeros(n, bool),
+            canonical, canonical, np.tile(np.eye(3, dtype=np.float32), (n, 1, 1)),
+            np.ones(n, np.float32), np.zeros((n, 3), np.float32), np.ones(n, bool)), "v.mp4", "v.mp4")
+        rows.append(ManifestRow(clip_id, "S9", emotion, 1, "001", n, 25.0, "", "ok", "v.mp4", "v.mp4"))
+    cache.write_manifest(cache.part_path(tmp_path, 0, 1), rows)
+    (tmp_path / cache.CONFIG).write_text("n_components: 4\n")
+    summary = finalize(tmp_path)
+    assert summary.subjects_without_neutral == ["S9"] and summary.n_pairs == 2
+    assert "S9 has no neutral clips" in caplog.text
+    features = FeatureCache(tmp_path)
+    model = features.subject("S9")
+    assert not model.has_neutral and model.components.shape == (4, 956)
+    with pytest.raises(InputError, match="neutral"):
+        features.reference_displacements("S9")
+
+
+# ---------------------------------------------------------------- resume/shard
+
+
+def test_resume_skips_prepared_clips(dataset, prepared, tmp_path):
+    out, _ = prepared
+    copy = tmp_path / "cache"
+    shutil.copytree(out, copy)
+    removed = cache.clip_path(copy, "W009_sad_1_001")
+    removed.unlink()
+    kept = cache.clip_path(copy, "M003_happy_1_001")
+    stamp = kept.stat().st_mtime_ns
+    summary = prepare(dataset, copy)
+    assert summary.n_skipped == 11 and summary.n_prepared == 4 and removed.is_file()
+    assert kept.stat().st_mtime_ns == stamp
+    assert (copy / cache.MANIFEST).read_text() == (out / cache.MANIFEST).read_text()
+    with pytest.raises(InputError, match="other settings"):
+        prepare(dataset, copy, PrepareConfig(n_components=8))
+
+
+def test_plain_csv_layout_and_shards_match_one_run(dataset, tmp_path):
+    table = tmp_path / "data" / "clips.csv"
+    table.parent.mkdir()
+    m4a = dataset / "M003" / "audio" / "happy" / "level_1" / "001.m4a"
+    with open(table, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video", "audio", "subject", "emotion", "level", "sentence"])
+        for emotion, audio_file in (("neutral", ""), ("happiness", m4a), ("sad", "")):
+            folder = "happy" if emotion == "happiness" else emotion
+            video = dataset / "M003" / "video" / "front" / folder / "level_1" / "001.mp4"
+            relative = [os.path.relpath(path, table.parent) if path else "" for path in (video, audio_file)]
+            writer.writerow([*relative, "S1", emotion, 2, "001"])
+    sources = discover(table)
+    assert [source.clip_id for source in sources] == ["S1_happy_2_001", "S1_neutral_2_001",
+                                                      "S1_sad_2_001"]
+    assert sources[0].audio == m4a and sources[1].audio == sources[1].video
+
+    whole = tmp_path / "whole"
+    assert prepare(table, whole).dataset.n_pairs == 6
+    sharded = tmp_path / "sharded"
+    first = prepare(table, sharded, shard=parse_shard("0/2"), workers=2)
+    assert first.dataset is None and first.n_clips == 2 and not first.failures
+    assert cache.part_path(sharded, 0, 2).is_file()
+    with pytest.raises(InputError, match="lacks shard"):
+        finalize(sharded)
+    with pytest.raises(InputError, match="not merged"):
+        FeatureCache(sharded)
+    prepare(table, sharded, shard=(1, 2))
+    finalize(sharded)
+    for name in (cache.MANIFEST, cache.PAIRS):
+        assert (sharded / name).read_text() == (whole / name).read_text()
+
+
+def test_shard_and_cache_arguments_are_checked(tmp_path):
+    assert parse_shard("3/4") == (3, 4)
+    for text in ("4/4", "1", "-1/2"):
+        with pytest.raises(InputError, match="shard"):
+            parse_shard(text)
+    with pytest.raises(InputError, match="emoportrait prepare DATA_ROOT --out"):
+        FeatureCache(tmp_path)
