@@ -100,19 +100,33 @@ def _cmd_align_audio(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}")
 
 
-def _run_generate(speech: Path, emotion_text: str, intensity: float | None, target: Path,
-                  output: Path, size: int | None, seed: int) -> None:
+def _driver(args: argparse.Namespace):
+    """The driver the generate options ask for (None: the default procedural one)."""
+    if args.driver == "procedural":
+        if args.weights or args.emotion_audio:
+            raise InputError("--weights and --emotion-audio belong to --driver learned")
+        return None
+    from .audio import load_audio
+    from .drivers.learned import LearnedDriver
+
+    if args.weights is None:
+        raise InputError("--driver learned needs --weights RUN (an audio2lm run: emoportrait train audio2lm ...)")
+    reference = load_audio(args.emotion_audio) if args.emotion_audio else None
+    return LearnedDriver(args.weights, emotion_audio=reference)
+
+
+def _run_generate(speech: Path, target: Path, output: Path, args: argparse.Namespace) -> None:
     from .emotions import parse_emotion
     from .pipeline import GenerateConfig, generate
 
-    emotion = parse_emotion(emotion_text, intensity)
-    config = GenerateConfig(size=size, seed=seed)
-    summary = generate(speech, emotion, target, output, config=config, progress=True)
+    emotion = parse_emotion(args.emotion, args.intensity)
+    config = GenerateConfig(size=args.size, seed=args.seed)
+    summary = generate(speech, emotion, target, output, driver=_driver(args), config=config, progress=True)
     print(summary.describe())
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
-    _run_generate(args.speech, args.emotion, args.intensity, args.target, args.output, args.size, args.seed)
+    _run_generate(args.speech, args.target, args.output, args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -127,7 +141,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder, importlib.resources.as_file(speech) as speech_path:
         portrait = Path(folder) / "astronaut.png"
         media.write_image(portrait, skimage.data.astronaut())
-        _run_generate(speech_path, args.emotion, args.intensity, portrait, args.output, args.size, args.seed)
+        _run_generate(speech_path, portrait, args.output, args)
     print("made from bundled inputs: scikit-image's public-domain astronaut portrait and "
           "speech synthesised by espeak-ng (scripts/make_demo_speech.sh)")
 
@@ -140,6 +154,60 @@ def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> No
                         help="intensity of a single emotion, 0 to 1 (default: 1)")
     parser.add_argument("--size", type=int, help="output height in pixels (default: the target's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of idle motion and blinks")
+    parser.add_argument("--driver", choices=["procedural", "learned"], default="procedural",
+                        help="procedural (training-free, default) or learned (EVP networks, needs --weights)")
+    parser.add_argument("--weights", type=Path, help="audio2lm run of the learned driver")
+    parser.add_argument("--emotion-audio", type=Path,
+                        help="learned driver: take the emotion from this reference emotional speech clip")
+
+
+def _cmd_make_dataset(args: argparse.Namespace) -> None:
+    from .evp.synthetic import SyntheticConfig, make_dataset
+
+    config = SyntheticConfig(subjects=args.subjects, sentences=args.sentences, size=args.size, seed=args.seed)
+    summary = make_dataset(args.out, config, progress=True)
+    print(f"{args.out}: {summary.describe()}")
+    print("synthetic data (espeak-ng speech, procedural faces) to exercise the pipeline; "
+          "it is not a substitute for MEAD")
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    from .evp.prepare import parse_shard, prepare
+
+    summary = prepare(args.data_root, args.out, shard=parse_shard(args.shard), workers=args.workers, progress=True)
+    print(summary.describe())
+
+
+def _cmd_train_stage(args: argparse.Namespace) -> None:
+    from .evp.stages import train_stage
+    from .training import EngineConfig
+
+    engine = EngineConfig(epochs=args.epochs, batch_size=args.batch, device=args.device, amp=args.amp,
+                          max_steps_per_epoch=args.max_steps, num_workers=args.workers)
+    settings = {name: value for name, value in (("lr", args.lr), ("subject", args.subject))
+                if value is not None}
+    init = [Path(part) for part in args.init.split(",")] if args.init else []
+    result = train_stage(args.stage, args.data, args.out, engine, settings, init)
+    final = result.history[-1] if result.history else {}
+    scores = ", ".join(f"{key} {value:.4g}" for key, value in final.items()
+                       if key.startswith(("train_loss", "val_")) and isinstance(value, float))
+    print(f"{args.stage}: {result.epochs} epoch(s); {scores}; weights in {result.best or result.last}")
+
+
+def _add_train_stage(commands, stage: str, help_text: str, epochs: int, batch: int) -> None:
+    parser = commands.add_parser(stage, help=help_text)
+    parser.add_argument("--data", type=Path, required=True, help="feature cache made by 'emoportrait prepare'")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (resumed if it exists)")
+    parser.add_argument("--init", help="earlier run(s) to start from, comma-separated")
+    parser.add_argument("--subject", help="audio2lm: the subject to train (e.g. M003)")
+    parser.add_argument("--epochs", type=int, default=epochs, help="(default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=batch, help="(default: %(default)s)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default: EVP's 2e-4)")
+    parser.add_argument("--max-steps", type=int, help="at most this many steps per epoch")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
+    parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    parser.set_defaults(handler=_cmd_train_stage)
 
 
 def _recognizers(args: argparse.Namespace) -> list:
@@ -231,6 +299,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_options(demo, "happy:0.8")
     demo.set_defaults(handler=_cmd_demo)
 
+    prepare = commands.add_parser(
+        "prepare", help="features for EVP training from a MEAD-layout (or CSV-listed) data set")
+    prepare.add_argument("data_root", type=Path, help="MEAD-layout folder, or a CSV manifest")
+    prepare.add_argument("--out", type=Path, required=True, help="feature cache folder (resumed if it exists)")
+    prepare.add_argument("--shard", default="0/1", help="i/n: prepare every n-th clip from i (job arrays)")
+    prepare.add_argument("--workers", type=int, default=1, help="parallel processes")
+    prepare.set_defaults(handler=_cmd_prepare)
+
+    make_dataset = commands.add_parser(
+        "make-dataset", help="write a small synthetic data set in the MEAD layout (for tests and trials)")
+    make_dataset.add_argument("out", type=Path, help="folder to write (resumed if it exists)")
+    make_dataset.add_argument("--subjects", type=int, default=2)
+    make_dataset.add_argument("--sentences", type=int, default=6, help="clips per emotion and level")
+    make_dataset.add_argument("--size", type=int, default=128, help="video size in pixels")
+    make_dataset.add_argument("--seed", type=int, default=0)
+    make_dataset.set_defaults(handler=_cmd_make_dataset)
+
     analyze = commands.add_parser(
         "analyze", help="judge videos with expression recognizers and metrics; write a report")
     analyze.add_argument("inputs", type=Path, nargs="+", help="videos, or folders searched for videos")
@@ -251,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model").add_subparsers(
         dest="stage", required=True, metavar="STAGE")
+    _add_train_stage(train, "content", "EVP content encoder (pretraining)", 20, 256)
+    _add_train_stage(train, "emotion", "EVP emotion encoder + classifier (pretraining)", 20, 256)
+    _add_train_stage(train, "disentangle", "EVP cross-reconstructed emotion disentanglement", 30, 128)
+    _add_train_stage(train, "audio2lm", "EVP audio-to-landmark network of one subject", 60, 16)
     _add_train_recognizer(train, "fer", ["dan", "fan"], ["rafdb", "affectnet8", "ckplus"],
                           "facial-expression recognizer (DAN or Emotion-FAN)")
     _add_train_recognizer(train, "mer", ["stcnn"], ["smic"], "micro-expression recognizer (MicroExpSTCNN)")

@@ -1,0 +1,128 @@
+"""EVP's learned driver: content + emotion codes → audio-to-landmark LSTM → expression track.
+
+It loads an audio2lm run (``emoportrait train audio2lm``), which holds the frozen
+content and emotion encoders, the LSTM, the training subject's landmark PCA and the
+per-emotion centroids of the emotion code. For each output frame:
+
+1. the speech's MFCC window (28 × 12) gives a content code;
+2. the emotion code comes either from a reference emotional clip, DTW-aligned to
+   the speech as EVP does (its MFCC sequence warped onto the speech's timeline,
+   then windowed and encoded), or from the centroids: neutral + Σ intensity ×
+   (emotion centroid − neutral centroid), which gives intensities and mixtures by
+   interpolation in the emotion space;
+3. the LSTM predicts the PCA displacement from the subject's identity code;
+   during silence it is faded to zero (EVP closes the mouth there);
+4. the displacement, decoded through the PCA basis, is the expression: the
+   change of the canonical landmarks' x and y (z is left at 0, the PCA is 2-D).
+
+The expression is in canonical units (RMS radius 1 of the rigid points), so it
+transfers to any target face, not only the training subject's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import audio
+from ..emotions import EMOTIONS, EmotionSpec
+from ..errors import InputError
+from ..evp.models import Audio2Landmark, Disentangler, EvpModelConfig
+from ..evp.stages import SubjectBuffers, checkpoint_dir
+from ..training import load_weights, read_run_config
+
+SILENCE_FADE_FRAMES = 2
+"""Frames over which the displacement fades out into (and back from) silence."""
+
+
+def _model_config(values: dict) -> EvpModelConfig:
+    return EvpModelConfig(**{key: _as_tuples(value) for key, value in values.items()})
+
+
+def _as_tuples(value):
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+class LearnedDriver:
+    """The learned EVP driver (implements :class:`~emoportrait.drivers.Driver`).
+
+    Args:
+        weights: an audio2lm run folder (or its ``best``/``last`` checkpoint).
+        emotion_audio: ``(S,)`` float32 16 kHz reference emotional speech; when given,
+            the emotion comes from it and the ``EmotionSpec`` passed to :meth:`drive`
+            is ignored.
+        device: torch device for inference.
+    """
+
+    def __init__(self, weights: str | Path, emotion_audio: np.ndarray | None = None, device: str = "cpu") -> None:
+        folder = checkpoint_dir(weights)
+        settings = read_run_config(folder)
+        if settings.get("stage") != "audio2lm":
+            raise InputError(f"'{weights}' is a {settings.get('stage')!r} run; the learned driver needs an "
+                             "audio2lm run: emoportrait train audio2lm --data CACHE --init runs/dis --subject S --out RUN")
+        model = _model_config(settings.get("model", {}))
+        self.encoders = Disentangler(model)
+        self.network = Audio2Landmark(model)
+        self.subject = SubjectBuffers(model)
+        load_weights(folder, {"disentangler": self.encoders, "audio2lm": self.network, "subject": self.subject})
+        self.device = torch.device(device)
+        for module in (self.encoders, self.network, self.subject):
+            module.to(self.device).eval()
+        self.emotion_audio = emotion_audio
+
+    @torch.no_grad()
+    def _encode(self, windows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(T, 28, 12)`` windows → content ``(T, 256)`` and emotion ``(T, 128)`` codes."""
+        return self.encoders.encode(torch.from_numpy(np.ascontiguousarray(windows)).to(self.device))
+
+    def _label_code(self, emotion: EmotionSpec) -> torch.Tensor:
+        """``(128,)`` emotion code of a spec, interpolated between the centroids."""
+        centroids, counts = self.subject.centroids, self.subject.centroid_counts
+        missing = [name for name in (*emotion.weights, "neutral") if counts[EMOTIONS.index(name)] == 0]
+        if missing:
+            raise InputError(f"this audio2lm run never saw {', '.join(missing)} speech, so it has no emotion "
+                             "code for it; use --emotion-audio with a reference clip instead")
+        neutral = centroids[EMOTIONS.index("neutral")]
+        code = neutral.clone()
+        for name, intensity in emotion.weights.items():
+            code += intensity * (centroids[EMOTIONS.index(name)] - neutral)
+        return code
+
+    def _reference_codes(self, speech: np.ndarray, config: audio.AudioConfig, n_frames: int) -> torch.Tensor:
+        """``(T, 128)`` emotion codes of the reference clip, DTW-aligned to the speech."""
+        audio.check_speech(self.emotion_audio, config, name="emotion reference")
+        speech_steps, reference_steps = audio.mfcc(speech, config), audio.mfcc(self.emotion_audio, config)
+        alignment = audio.dtw_align(speech_steps, reference_steps, config)
+        warped = audio.warp_features(reference_steps, alignment.path, len(speech_steps)).astype(np.float32)
+        steps = audio.window_starts(n_frames, config)[:, None] + np.arange(config.window_steps)
+        return self._encode(warped[np.clip(steps, 0, len(warped) - 1)])[1]
+
+    def _speaking(self, speech: np.ndarray, config: audio.AudioConfig, n_frames: int) -> np.ndarray:
+        """``(T,)`` weight in [0, 1]: 0 in silence, ramping over :data:`SILENCE_FADE_FRAMES`."""
+        speaking = (~audio.silence_mask(speech, config, n_frames)).astype(np.float32)
+        kernel = np.ones(2 * SILENCE_FADE_FRAMES + 1, np.float32) / (2 * SILENCE_FADE_FRAMES + 1)
+        return np.minimum(speaking, np.convolve(speaking, kernel, mode="same"))
+
+    @torch.no_grad()
+    def drive(self, speech: np.ndarray, emotion: EmotionSpec, identity: np.ndarray, n_frames: int,
+              fps: float) -> np.ndarray:
+        """``(T, 478, 3)`` float32 canonical displacements; see :class:`~emoportrait.drivers.Driver`."""
+        if n_frames == 0:
+            return np.zeros((0, identity.shape[0], 3), np.float32)
+        config = replace(audio.AudioConfig(), fps=fps)
+        content, _ = self._encode(audio.mfcc_windows(speech, config, n_frames))
+        if self.emotion_audio is not None:
+            emotion_codes = self._reference_codes(speech, config, n_frames)
+        else:
+            emotion_codes = self._label_code(emotion).expand(n_frames, -1)
+        example = self.subject.example_code[None]
+        displacement = self.network(example, content[None], emotion_codes[None])[0].cpu().numpy()
+        displacement *= self._speaking(speech, config, n_frames)[:, None]
+        components = self.subject.components.cpu().numpy()
+        xy = (displacement @ components).reshape(n_frames, -1, 2)
+        expression = np.zeros((n_frames, identity.shape[0], 3), np.float32)
+        expression[:, : xy.shape[1], :2] = xy
+        return expression

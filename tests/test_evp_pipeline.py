@@ -1,0 +1,115 @@
+"""The learned EVP pipeline end to end on a tiny synthetic data set:
+make-dataset → prepare → train content, emotion, disentangle, audio2lm → generate --driver learned."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from emoportrait import media
+from emoportrait.cli import main
+from emoportrait.drivers.learned import LearnedDriver
+from emoportrait.emotions import parse_emotion
+from emoportrait.evp.synthetic import SyntheticConfig, make_dataset
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+STAGES = [("content", []), ("emotion", []), ("disentangle", ["--init", "{runs}/content,{runs}/emotion"]),
+          ("audio2lm", ["--init", "{runs}/disentangle", "--subject", "M001"])]
+
+
+def _train(stage: str, cache, runs, extra: list[str], epochs: int = 3) -> int:
+    args = [part.format(runs=runs) for part in extra]
+    return main(["train", stage, "--data", str(cache), "--out", str(runs / stage), "--epochs", str(epochs),
+                 "--batch", "16", "--max-steps", "4", "--lr", "5e-4", *args])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evp")
+    data, cache, runs = root / "data", root / "cache", root / "runs"
+    make_dataset(data, SyntheticConfig(subjects=2, sentences=2, emotions=("neutral", "happy", "sad"),
+                                       levels=(3,), size=96))
+    assert main(["prepare", str(data), "--out", str(cache)]) == 0
+    for stage, extra in STAGES:
+        assert _train(stage, cache, runs, extra) == 0, stage
+    return data, cache, runs
+
+
+def _losses(run) -> list[float]:
+    with open(run / "log.csv", newline="") as handle:
+        return [float(row["train_loss"]) for row in csv.DictReader(handle)]
+
+
+@pytest.mark.parametrize("stage", [stage for stage, _ in STAGES])
+def test_every_stage_trains_and_its_loss_falls(trained, stage):
+    _, _, runs = trained
+    losses = _losses(runs / stage)
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert (runs / stage / "best" / "config.yaml").is_file()
+
+
+def test_a_stage_resumes_where_it_stopped(trained, capsys):
+    _, cache, runs = trained
+    assert _train("emotion", cache, runs, [], epochs=4) == 0
+    assert len(_losses(runs / "emotion")) == 4
+    assert "emotion: 4 epoch(s)" in capsys.readouterr().out
+
+
+def test_generate_with_the_learned_driver(trained, tmp_path):
+    data, _, runs = trained
+    speech = data / "M001" / "audio" / "happy" / "level_3" / "001.m4a"
+    out = tmp_path / "learned.mp4"
+    assert main(["generate", "--driver", "learned", "--weights", str(runs / "audio2lm"), "--speech", str(speech),
+                 "--emotion", "sad:0.5", "--target", str(data / "W002" / "portrait.png"), "-o", str(out)]) == 0
+    info = media.probe(out)
+    assert info.has_audio and info.n_frames > 10
+    reference = data / "M001" / "audio" / "sad" / "level_3" / "002.m4a"
+    out2 = tmp_path / "reference.mp4"
+    assert main(["generate", "--driver", "learned", "--weights", str(runs / "audio2lm"), "--speech", str(speech),
+                 "--emotion-audio", str(reference), "--target", str(data / "W002" / "portrait.png"),
+                 "-o", str(out2)]) == 0
+
+
+def test_learned_driver_closes_the_mouth_in_silence(trained):
+    _, cache, runs = trained
+    from emoportrait.evp.cache import FeatureCache
+
+    identity = FeatureCache(cache).subject("M001").identity
+    speech = np.zeros(32000, np.float32)
+    speech[8000:16000] = 0.3 * np.sin(2 * np.pi * 180 * np.arange(8000) / 16000)
+    expression = LearnedDriver(runs / "audio2lm").drive(speech, parse_emotion("happy"), identity, 50, 25.0)
+    assert expression.shape == (50, 478, 3) and np.isfinite(expression).all()
+    assert np.abs(expression[:8]).max() == 0 and np.abs(expression[-10:]).max() == 0
+    assert np.abs(expression[14:22]).max() > 0
+
+
+@pytest.mark.parametrize("case,message", [
+    ("wrong_init", "audio2lm starts from a disentangle run"),
+    ("wrong_weights", "the learned driver needs an audio2lm run"),
+    ("unknown_subject", "subject 'X999' has no prepared clip"),
+    ("no_cache", "is not a prepared EVP feature cache"),
+    ("no_weights", "--driver learned needs --weights"),
+])
+def test_bad_input_is_one_line(trained, tmp_path, capsys, case, message):
+    data, cache, runs = trained
+    speech = str(data / "M001" / "audio" / "happy" / "level_3" / "001.m4a")
+    portrait = str(data / "W002" / "portrait.png")
+    argv = {
+        "wrong_init": ["train", "audio2lm", "--data", str(cache), "--out", str(tmp_path / "r"), "--init",
+                       str(runs / "content"), "--subject", "M001"],
+        "wrong_weights": ["generate", "--driver", "learned", "--weights", str(runs / "disentangle"), "--speech",
+                          speech, "--target", portrait, "-o", str(tmp_path / "o.mp4")],
+        "unknown_subject": ["train", "audio2lm", "--data", str(cache), "--out", str(tmp_path / "r"), "--init",
+                            str(runs / "disentangle"), "--subject", "X999"],
+        "no_cache": ["train", "emotion", "--data", str(tmp_path), "--out", str(tmp_path / "r")],
+        "no_weights": ["generate", "--driver", "learned", "--speech", speech, "--target", portrait,
+                       "-o", str(tmp_path / "o.mp4")],
+    }[case]
+    assert main(argv) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("emoportrait:")]
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "o.mp4").exists()
