@@ -191,3 +191,39 @@ def test_train_with_a_wrong_dataset_root_is_one_line(tmp_path, capsys):
                  str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("emoportrait: error: ") and "\n" not in err
+
+
+def test_frechet_distance_known_cases():
+    from emoportrait.analysis.fid import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 3))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(a, a + [2.0, 0.0, 0.0]) == pytest.approx(4.0, abs=1e-6)  # mean shift only
+    assert frechet_distance(a, 2 * a) == pytest.approx(3.0, rel=0.05)  # trace: 1 + 4 - 2*2 per dim
+
+
+def test_fid_hook_with_a_user_torchscript_model(tmp_path, capsys, generated_videos):
+    import torch
+
+    class Features(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)
+
+    model = tmp_path / "features.pt"
+    torch.jit.save(torch.jit.script(Features()), str(model))
+    references = tmp_path / "refs"
+    references.mkdir()
+    for video in generated_videos.iterdir():
+        (references / video.name).write_bytes(video.read_bytes())
+    report_dir = tmp_path / "report"
+    assert main(["analyze", str(generated_videos), "--reference", str(references), "--fid-model", str(model),
+                 "--report", str(report_dir)]) == 0
+    data = json.loads((report_dir / "results.json").read_text())
+    assert data["dataset_metrics"]["FID"] == pytest.approx(0.0, abs=1e-3)
+    assert "FID" not in data["not_computed"]
+    assert data["videos"][0]["comparison"]["ssim"] > 0.99
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert main(["analyze", str(generated_videos), "--reference", str(references), "--fid-model",
+                 str(tmp_path / "junk.pt"), "--report", str(report_dir)]) == 2
+    assert "is not a TorchScript module" in capsys.readouterr().err

@@ -240,9 +240,24 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
                 notes.append(f"no reference video '{candidate}' for {video}")
     for note in notes:
         print(f"emoportrait: warning: {note}", file=sys.stderr)
+    extractor = None
+    if args.fid_model is not None:
+        from .analysis.fid import FeatureExtractor
+
+        if not references:
+            raise InputError("--fid-model compares with reference videos: give --reference REF_DIR too")
+        extractor = FeatureExtractor(args.fid_model)
     results = run.analyse_videos(videos, truths, recognizers, args.protocol, references, progress=True)
     notes += [f"{r.path}: {r.error}" for r in results if r.error]
-    summaries = report.write_report(results, [r.info for r in recognizers], args.report, notes)
+    dataset_metrics = {}
+    if extractor is not None:
+        from .analysis.fid import video_fid
+
+        compared = [r.path for r in results if r.error is None and r.path in references]
+        dataset_metrics["FID"] = video_fid(compared, [references[p] for p in compared], extractor)
+    summaries = report.write_report(results, [r.info for r in recognizers], args.report, notes, dataset_metrics)
+    for name, value in dataset_metrics.items():
+        print(f"{name}: {value:.3f}")
     for result in results[:10]:
         verdicts = ", ".join(f"{name}: {p.label}" for name, p in result.predictions.items())
         print(f"{result.path}: {result.truth or 'unlabelled'} -> {verdicts or result.error}")
@@ -329,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(emoportrait train mer); repeatable")
     analyze.add_argument("--no-default-fer", action="store_true",
                          help="skip the bundled mini-Xception (FER2013) recognizer")
+    analyze.add_argument("--fid-model", type=Path, help="TorchScript feature extractor (e.g. Inception-v3 "
+                         "pool features) for FID against --reference; no such weights ship offline")
     analyze.add_argument("--protocol", choices=["mean", "vote", "last3"], default="mean",
                          help="how frame predictions make a video's (default: %(default)s)")
     analyze.add_argument("--report", type=Path, default=Path("report"), help="report folder (default: %(default)s)")

@@ -54,7 +54,8 @@ __all__ = [
 ]
 
 UNAVAILABLE = {
-    "FID": "not computed: needs Inception-v3 weights, which are not available offline",
+    "FID": "not computed: needs Inception-v3 weights, which are not available offline; pass your own "
+           "TorchScript feature extractor with --fid-model FILE (and --reference videos)",
     "LSE-C/LSE-D": "not computed: needs SyncNet weights, which are not available offline; "
                    "see the weight-free lip-sync correlation instead",
 }

@@ -221,7 +221,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _html(results: Sequence[VideoResult], summaries: Sequence[RecognizerSummary], images: dict[str, list[str]],
-          notes: Sequence[str]) -> str:
+          notes: Sequence[str], dataset_metrics: dict[str, float]) -> str:
     parts = ["<!doctype html><meta charset='utf-8'><title>emoportrait analysis</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
              "margin:8px 0}td,th{border:1px solid #ccc;padding:3px 7px;font-size:13px}img{max-width:100%}</style>",
@@ -250,10 +250,17 @@ def _html(results: Sequence[VideoResult], summaries: Sequence[RecognizerSummary]
         fields = list(vars(compared[0].comparison))
         parts.append("<h2>Against reference videos</h2>" + _table(
             ["video", *fields], [(r.path.name, *(_fmt(getattr(r.comparison, f)) for f in fields)) for r in compared]))
+    if dataset_metrics:
+        parts.append("<h2>Over all videos</h2>" + _table(["metric", "value"],
+                                                          [(k, _fmt(v)) for k, v in dataset_metrics.items()]))
     parts += [f"<img src='{name}'>" for name in images.get("curves", [])]
     parts.append("<h2>Not computed</h2><ul>" + "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>"
-                                                        for k, v in UNAVAILABLE.items()) + "</ul>")
+                                                        for k, v in _not_computed(dataset_metrics).items()) + "</ul>")
     return "\n".join(parts)
+
+
+def _not_computed(dataset_metrics: dict[str, float]) -> dict[str, str]:
+    return {name: reason for name, reason in UNAVAILABLE.items() if name not in dataset_metrics}
 
 
 def write_report(
@@ -261,8 +268,13 @@ def write_report(
     infos: Sequence[RecognizerInfo],
     folder: Path,
     notes: Sequence[str] = (),
+    dataset_metrics: dict[str, float] | None = None,
 ) -> list[RecognizerSummary]:
-    """Write the report into ``folder`` (created); return the per-recognizer summaries."""
+    """Write the report into ``folder`` (created); return the per-recognizer summaries.
+
+    ``dataset_metrics`` are numbers over all videos (e.g. FID), shown in their own table.
+    """
+    dataset_metrics = dataset_metrics or {}
     folder.mkdir(parents=True, exist_ok=True)
     summaries = [summarize(results, info) for info in infos]
     images: dict[str, list[str]] = {}
@@ -283,7 +295,7 @@ def write_report(
     (folder / "results.json").write_text(json.dumps({
         "recognizers": [_summary_record(s) for s in summaries],
         "videos": [_video_record(r) for r in results],
-        "notes": list(notes), "not_computed": UNAVAILABLE,
+        "dataset_metrics": dataset_metrics, "notes": list(notes), "not_computed": _not_computed(dataset_metrics),
     }, indent=1))
-    (folder / "index.html").write_text(_html(results, summaries, images, notes))
+    (folder / "index.html").write_text(_html(results, summaries, images, notes, dataset_metrics))
     return summaries
