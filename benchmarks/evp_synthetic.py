@@ -17,7 +17,7 @@ test split:
 The data set is synthetic (espeak-ng speech, faces made by the procedural driver),
 so this checks that every stage learns, not how EVP does on MEAD.
 
-    .venv/bin/python benchmarks/evp_synthetic.py [--work evp_bench] [--sentences 4] [--epochs 8]
+    .venv/bin/python benchmarks/evp_synthetic.py [--work evp_bench] [--sentences 4] [--epochs 5] [--steps 30]
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from emoportrait.training import EngineConfig, load_weights
 EMOTION_SET = ("neutral", "happy", "sad", "angry", "surprised")
 
 
-def _train_all(cache: Path, runs: Path, epochs: int, steps: int) -> dict[str, float]:
+def _train_all(cache: Path, runs: Path, epochs: int, steps: int, batch: int) -> dict[str, float]:
     seconds = {}
-    plan = [("content", [], 64), ("emotion", [], 64), ("disentangle", [runs / "content", runs / "emotion"], 64),
+    plan = [("content", [], batch), ("emotion", [], batch), ("disentangle", [runs / "content", runs / "emotion"], batch),
             ("audio2lm", [runs / "disentangle"], 8)]
     for stage, init, batch in plan:
         start = time.perf_counter()
@@ -118,8 +118,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("evp_bench"))
     parser.add_argument("--sentences", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=40, help="steps per epoch")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=30, help="steps per epoch")
+    parser.add_argument("--batch", type=int, default=32, help="windows per step (content, emotion, disentangle)")
     args = parser.parse_args()
     data, cache_dir, runs = args.work / "data", args.work / "cache", args.work / "runs"
     start = time.perf_counter()
@@ -127,7 +128,7 @@ def main() -> None:
                                        size=128))
     prepare(data, cache_dir)
     prepared = time.perf_counter() - start
-    seconds = _train_all(cache_dir, runs, args.epochs, args.steps)
+    seconds = _train_all(cache_dir, runs, args.epochs, args.steps, args.batch)
     cache = FeatureCache(cache_dir)
     model = _disentangler(runs / "disentangle")
     train_content, train_emotion, train_labels, _ = _codes(model, cache, "train")

@@ -113,3 +113,17 @@ def test_bad_input_is_one_line(trained, tmp_path, capsys, case, message):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("emoportrait:")]
     assert len(lines) == 1 and message in lines[0], lines
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_audio2lm_refuses_a_subject_without_neutral_clips(trained, tmp_path, capsys):
+    import dataclasses
+
+    from emoportrait.evp import cache as cache_files
+
+    _, cache, runs = trained
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    path = cache_files.subject_path(copy, "M001")
+    cache_files.save_subject(path, dataclasses.replace(cache_files.load_subject(path), has_neutral=False))
+    assert _train("audio2lm", copy, tmp_path / "runs", ["--init", str(runs / "disentangle"), "--subject", "M001"]) == 2
+    assert "has no neutral clips" in capsys.readouterr().err

@@ -21,7 +21,6 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
-from threadpoolctl import threadpool_limits  # installed with librosa (via scikit-learn)
 
 from emoportrait import audio, media
 from emoportrait.emotions import parse_emotion
@@ -77,13 +76,6 @@ def mead_clip(root: Path, subject: str, emotion: str, sentence: str) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    # One BLAS thread: the warp renderer's small matrix products otherwise slow down
-    # several-fold when other processes keep the cores busy.
-    with threadpool_limits(1, user_api="blas"):
-        return make_dataset(tmp_path_factory)
-
-
-def make_dataset(tmp_path_factory) -> Path:
     """The MEAD-layout test dataset (see the module docstring)."""
     root = tmp_path_factory.mktemp("mead")
     work = tmp_path_factory.mktemp("work")
@@ -337,3 +329,27 @@ def test_shard_and_cache_arguments_are_checked(tmp_path):
             parse_shard(text)
     with pytest.raises(InputError, match="emoportrait prepare DATA_ROOT --out"):
         FeatureCache(tmp_path)
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def _shared_mead_clips(limit: int = 4) -> list[Path]:
+    """Up to ``limit`` MEAD-layout videos found in the project's shared folder (none in most checkouts)."""
+    if not SHARED.is_dir():
+        return []
+    return sorted(SHARED.glob("**/video/front/*/level_*/*.mp4"))[:limit]
+
+
+@pytest.mark.skipif(not _shared_mead_clips(), reason="no real MEAD-style clips in ../shared/")
+def test_prepare_runs_on_real_mead_clips_from_shared(tmp_path):
+    rows = ["video,audio,subject,emotion,level,sentence"]
+    for video in _shared_mead_clips():
+        subject = video.parents[4].name
+        audio = video.parents[4] / "audio" / video.parents[1].name / video.parent.name / f"{video.stem}.m4a"
+        rows.append(f"{video},{audio if audio.is_file() else ''},{subject},{video.parents[1].name},"
+                    f"{video.parent.name.split('_')[-1]},{video.stem}")
+    manifest = tmp_path / "dataset.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    summary = prepare(manifest, tmp_path / "cache")
+    assert summary.n_prepared >= 1 and ok_rows(tmp_path / "cache")
