@@ -1,0 +1,294 @@
+"""Neural renderer: EVP's per-subject edge-to-face network (vid2vid style) and its inference.
+
+The :class:`Generator` draws a frame from the frame's edge map
+(:func:`~emoportrait.render.edges.edge_map`) and the ``K`` frames generated before
+it (vid2vid's temporal conditioning): their channels are concatenated into one
+input, ``(B, 2 + 3K, H, W)``, and a U-Net-style encoder-decoder (reflect-padded
+convolutions, instance norm, residual blocks at the bottleneck, additive skips)
+returns the RGB frame in [-1, 1] (tanh). It is trained on one subject's video by
+:mod:`.neural_training` (``emoportrait train renderer``).
+
+The history enters low-passed (averaged over blocks of ``history_pool`` pixels, 4
+by default, and scaled back): it carries the colours and shading of the previous
+frames, while detail finer than that comes from the edge map alone. Without it, a
+network trained briefly fed its own high-frequency artefacts back through the
+history and they grew from frame to frame: 16 held-out frames rendered in a row
+lost 0.7-0.85 dB PSNR per frame; with it, the composited face region lost nothing
+beyond what re-seeding every frame from the target frame gives, and the full frame
+0.35 dB per frame after 600 training steps, 0.15 dB after 1300
+(``benchmarks/neural_renderer.py``, 128², CPU).
+
+:class:`NeuralRenderer` implements the :class:`~emoportrait.render.Renderer`
+protocol with a trained run. Per call it
+
+1. resizes the frame to the trained size (W, H) and scales both landmark sets to it;
+2. draws the edge map: the *target* landmarks' contours plus the frame's edges
+   outside the face region of both the target and the source face;
+3. runs the generator on it and the previous ``K`` outputs (state kept between
+   calls; the first call seeds all ``K`` with the frame itself);
+4. resizes the output back to the frame's size and, with ``composite_face_only``
+   (the default, see below), keeps the frame itself outside the face region: output
+   = mask · generated + (1 − mask) · frame, the mask being the face region of both
+   faces (:func:`~emoportrait.render.edges.face_region`), ramping linearly from 0 at
+   its edge to 1 over :data:`COMPOSITE_FEATHER` face sizes inside it.
+
+The composite keeps the background, hair and torso at the frame's full resolution
+and exactly as in the target video; only the face is drawn by the network. It is
+the default because it scored better than the full generated frame in
+``benchmarks/neural_renderer.py`` (PSNR and SSIM on held-out frames; see there).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..config import config_from_dict
+from ..errors import InputError
+from ..evp.stages import checkpoint_dir
+from ..training import load_weights, read_run_config
+from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, face_region, resize
+from .warp import face_size
+
+__all__ = ["COMPOSITE_FEATHER", "STAGE_NAME", "TRAIN_HINT", "Generator", "GeneratorConfig", "NeuralRenderer",
+           "composite", "edges_to_tensor", "frames_to_tensor", "instance_norm", "renderer_checkpoint",
+           "tensor_to_frames"]
+
+STAGE_NAME = "renderer"
+"""Name of the training stage (and of the runs) of the neural renderer."""
+
+TRAIN_HINT = "emoportrait train renderer --target VIDEO --out RUN"
+"""The command that makes a neural renderer run, for error messages."""
+
+COMPOSITE_FEATHER = 0.06
+"""Width of the composite mask's ramp inside the face region's edge, fraction of the face size."""
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Shape of the :class:`Generator` (saved with a renderer run)."""
+
+    history: int = 2            # K: previous frames the generator sees (vid2vid's temporal conditioning)
+    base_width: int = 32        # channels at full resolution, doubled at each downsampling
+    max_width: int = 256        # cap on the channels
+    downsamplings: int = 4      # stride-2 stages; frame sides must be multiples of 2 ** downsamplings
+    residual_blocks: int = 4    # residual blocks at the bottleneck
+    history_pool: int = 4       # history frames are averaged over blocks of this many pixels (1: as they are)
+
+    def __post_init__(self) -> None:
+        for name in ("history", "base_width", "max_width", "downsamplings", "residual_blocks", "history_pool"):
+            if getattr(self, name) < 1:
+                raise InputError(f"renderer setting {name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def multiple(self) -> int:
+        """Frame sides must be multiples of this (pixels)."""
+        return 2 ** self.downsamplings
+
+
+def instance_norm(channels: int, affine: bool = True) -> nn.GroupNorm:
+    """Instance norm as a GroupNorm of one channel per group: the same maths, several times faster
+    than ``nn.InstanceNorm2d`` on the CPU (measured with torch 2.13)."""
+    return nn.GroupNorm(channels, channels, affine=affine)
+
+
+def _conv(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    """Reflect-padded convolution → instance norm → ReLU (``stride`` 2 halves the sides)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, bias=False, padding_mode="reflect"),
+        instance_norm(out_channels), nn.ReLU(inplace=True))
+
+
+class _Residual(nn.Module):
+    """``x + norm(conv(relu(norm(conv(x)))))`` at constant width."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv(channels, channels),
+                                  nn.Conv2d(channels, channels, 3, 1, 1, bias=False, padding_mode="reflect"),
+                                  instance_norm(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class Generator(nn.Module):
+    """Edge map + ``K`` previous frames → frame; see the module docs.
+
+    Input sides must be multiples of ``config.multiple``. About 6.7 M parameters with
+    the defaults (base width 32, 4 downsamplings, 4 residual blocks at 1/16 size); the
+    renderer draws 256² frames with it at 11-12 fps on 2 idle CPU cores (6.5 on one).
+    """
+
+    def __init__(self, config: GeneratorConfig = GeneratorConfig()) -> None:
+        super().__init__()
+        self.config = config
+        widths = [min(config.base_width * 2**level, config.max_width) for level in range(config.downsamplings + 1)]
+        self.stem = _conv(EDGE_CHANNELS + 3 * config.history, widths[0], kernel=7)
+        self.down = nn.ModuleList(_conv(widths[i], widths[i + 1], stride=2) for i in range(config.downsamplings))
+        self.middle = nn.Sequential(*(_Residual(widths[-1]) for _ in range(config.residual_blocks)))
+        self.up = nn.ModuleList(
+            nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), _conv(widths[i + 1], widths[i]))
+            for i in reversed(range(config.downsamplings)))
+        self.head = nn.Sequential(nn.Conv2d(widths[0], 3, 7, 1, 3, padding_mode="reflect"), nn.Tanh())
+
+    def _low_pass(self, history: Tensor) -> Tensor:
+        """``(B, 3K, H, W)`` history averaged over ``history_pool``-pixel blocks and scaled back
+        (bilinear): details finer than that come from the edge map alone (see the module docs)."""
+        pool = self.config.history_pool
+        if pool == 1:
+            return history
+        return F.interpolate(F.avg_pool2d(history, pool), size=history.shape[-2:], mode="bilinear",
+                             align_corners=False)
+
+    def forward(self, edges: Tensor, history: Tensor) -> Tensor:
+        """``edges`` ``(B, 2, H, W)`` in [0, 1] and ``history`` ``(B, K, 3, H, W)`` in [-1, 1]
+        (oldest first) → ``(B, 3, H, W)`` RGB in [-1, 1]."""
+        x = self.stem(torch.cat([edges, self._low_pass(history.flatten(1, 2))], dim=1))
+        skips = []
+        for down in self.down:
+            skips.append(x)
+            x = down(x)
+        x = self.middle(x)
+        for up, skip in zip(self.up, reversed(skips)):
+            x = up(x) + skip
+        return self.head(x)
+
+
+def frames_to_tensor(frames: np.ndarray) -> Tensor:
+    """``(..., H, W, 3)`` uint8 RGB → ``(..., 3, H, W)`` float32 in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float().div(127.5).sub(1.0)
+
+
+def edges_to_tensor(edges: np.ndarray) -> Tensor:
+    """``(..., H, W, C)`` uint8 edge maps → ``(..., C, H, W)`` float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(edges)).movedim(-1, -3).float().div(255.0)
+
+
+def tensor_to_frames(frames: Tensor) -> np.ndarray:
+    """``(..., 3, H, W)`` in [-1, 1] (clipped) → ``(..., H, W, 3)`` uint8 RGB."""
+    scaled = frames.detach().float().add(1.0).mul(127.5).clamp(0, 255).round()
+    return scaled.to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+def composite(generated: np.ndarray, frame: np.ndarray, landmark_sets: Sequence[np.ndarray],
+              config: EdgeConfig = EdgeConfig()) -> np.ndarray:
+    """``mask · generated + (1 − mask) · frame`` of two ``(H, W, 3)`` uint8 frames of one size.
+
+    The mask is the face region of the ``(478, 2+)`` landmark sets (pixels of the
+    frame): 0 outside it (those pixels are the frame's exactly), rising linearly with
+    the distance from its edge to 1 at :data:`COMPOSITE_FEATHER` face sizes inside.
+    """
+    size = (frame.shape[1], frame.shape[0])
+    depth = cv2.distanceTransform(face_region(landmark_sets, size, config), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    ramp = max(COMPOSITE_FEATHER * face_size(landmark_sets[0]), 1.0)
+    mask = np.minimum(depth / ramp, 1.0)[..., None]
+    blended = frame.astype(np.float32) + mask * (generated.astype(np.float32) - frame)
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def renderer_checkpoint(run: str | Path) -> Path:
+    """The checkpoint folder of a neural renderer run (``run/best``, else ``run/last``, else ``run``).
+
+    Raises:
+        InputError: ``run`` does not exist, or is not a (finished) renderer run.
+    """
+    run = Path(run)
+    if not run.exists():
+        raise InputError(f"'{run}' does not exist; train a neural renderer with: {TRAIN_HINT}")
+    not_a_run = InputError(f"'{run}' is not a neural renderer run; train one with: {TRAIN_HINT}")
+    try:
+        folder = checkpoint_dir(run)
+    except InputError:
+        raise not_a_run from None
+    if read_run_config(folder).get("stage") != STAGE_NAME:
+        raise not_a_run
+    return folder
+
+
+class NeuralRenderer:
+    """Render frames with a trained neural renderer run (implements :class:`~emoportrait.render.Renderer`).
+
+    Frames are rendered at the run's trained size and resized back (see the module
+    docs), so any frame size works; the network only knows the subject it was
+    trained on. The renderer keeps the last ``K`` outputs as state: use one
+    renderer per video, or :meth:`reset` it between videos.
+
+    Args:
+        weights: a renderer run folder (``emoportrait train renderer``) or one of its
+            ``best``/``last`` checkpoints.
+        device: torch device for inference ("cpu", "cuda", ...).
+        composite_face_only: keep the frame outside the face region (default), or
+            use the whole generated frame.
+
+    Raises:
+        InputError: ``weights`` does not exist or is not a renderer run.
+    """
+
+    def __init__(self, weights: str | Path, device: str = "cpu", composite_face_only: bool = True) -> None:
+        folder = renderer_checkpoint(weights)
+        settings = read_run_config(folder)
+        self.generator = Generator(config_from_dict(GeneratorConfig, settings["generator"]))
+        load_weights(folder, {"generator": self.generator})
+        self.device = torch.device(device)
+        self.generator.to(self.device).eval()
+        self.edges = config_from_dict(EdgeConfig, settings["edges"])
+        self.size: tuple[int, int] = (int(settings["width"]), int(settings["size"]))
+        self.composite_face_only = composite_face_only
+        self._history: deque[Tensor] = deque(maxlen=self.generator.config.history)
+
+    def reset(self) -> None:
+        """Forget the previous outputs: the next frame starts a new sequence."""
+        self._history.clear()
+
+    @torch.no_grad()
+    def render(self, frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Draw ``frame`` with its face at the ``target`` landmarks.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 RGB, a frame of the target video (any size).
+            source: ``(478, 2+)`` landmark pixels of the face in ``frame``.
+            target: ``(478, 2+)`` landmark pixels the face should have.
+
+        Returns:
+            ``(H, W, 3)`` uint8 RGB, a new array.
+
+        Raises:
+            ValueError: a frame or landmark array of the wrong shape.
+        """
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+        if source.ndim != 2 or source.shape[1] < 2 or source.shape != target.shape:
+            raise ValueError(f"source and target must both be (478, 2+), got {source.shape} and {target.shape}")
+        frame_size = (frame.shape[1], frame.shape[0])
+        if not self._history:
+            self._history.extend([frames_to_tensor(resize(frame, self.size)).to(self.device)] * self._history.maxlen)
+        edges = edges_to_tensor(edge_map(target, frame, self.size, self.edges, frame_landmarks=source))
+        generated = self.generator(edges[None].to(self.device), torch.stack(list(self._history))[None])
+        output = resize(tensor_to_frames(generated[0]), frame_size)
+        if self.composite_face_only:
+            output = composite(output, frame, [target, source], self.edges)
+        self._history.append(frames_to_tensor(resize(output, self.size)).to(self.device))
+        return output
+
+    def render_batch(self, frames: Sequence[np.ndarray], sources: Sequence[np.ndarray],
+                     targets: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`render` of consecutive frames, in order (``T`` frames and ``T`` landmark pairs).
+
+        Each output is an input of the next (the generator sees the previous ``K``
+        outputs), so the frames of one sequence cannot be generated side by side:
+        this runs them one after another and keeps the state, exactly as ``T`` calls
+        of :meth:`render`.
+        """
+        if not len(frames) == len(sources) == len(targets):
+            raise ValueError(f"render_batch needs as many frames as landmark sets, got {len(frames)} frames, "
+                             f"{len(sources)} sources and {len(targets)} targets")
+        return [self.render(frame, source, target) for frame, source, target in zip(frames, sources, targets)]

@@ -1,0 +1,174 @@
+"""The neural renderer: edge maps, the networks, a CPU smoke training, inference and its errors."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from emoportrait import media
+from emoportrait.errors import InputError
+from emoportrait.face import GROUPS, track_frames
+from emoportrait.render.edges import BACKGROUND_CHANNEL, FACE_CHANNEL, edge_map, face_region
+from emoportrait.render.neural import Generator, GeneratorConfig, NeuralRenderer, renderer_checkpoint
+from emoportrait.render.neural_training import MultiscaleDiscriminator, RendererConfig, train_renderer
+from emoportrait.training import EngineConfig, read_run_config
+
+FPS = 25.0
+SIDE = 96  # pixels of the test video; the renderer trains at 64 and renders back at 96
+TINY = RendererConfig(size=64, generator=GeneratorConfig(base_width=8, max_width=32, downsamplings=2,
+                                                         residual_blocks=1),
+                      discriminator_width=8, discriminator_layers=2)
+
+
+def swaying_astronaut(count: int) -> np.ndarray:
+    """``(count, 96, 96, 3)`` uint8: the astronaut's head and shoulders swaying and shifting."""
+    crop = cv2.resize(skimage.data.astronaut()[0:320, 60:380], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(count):
+        matrix = cv2.getRotationMatrix2D((48.0, 40.0), 5.0 * math.sin(i / 6), 1.0)
+        matrix[:, 2] += (2.0 * math.sin(i / 9), 0.0)
+        frames.append(cv2.warpAffine(crop, matrix, (SIDE, SIDE), borderMode=cv2.BORDER_REFLECT))
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    return swaying_astronaut(60)
+
+
+@pytest.fixture(scope="module")
+def landmarks(frames) -> np.ndarray:
+    """``(60, 478, 3)`` tracked landmark pixels of :func:`frames`."""
+    return track_frames(frames, FPS).landmarks
+
+
+@pytest.fixture(scope="module")
+def subject_video(tmp_path_factory, frames) -> Path:
+    path = tmp_path_factory.mktemp("subject") / "subject.mp4"
+    media.write_video(path, frames, FPS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, subject_video) -> Path:
+    """A renderer run of 2 epochs × 6 steps at 64² on the CPU."""
+    out = tmp_path_factory.mktemp("run") / "renderer"
+    engine = EngineConfig(epochs=2, batch_size=2, device="cpu", max_steps_per_epoch=6, log_every=1)
+    train_renderer(subject_video, out, TINY, engine)
+    return out
+
+
+def test_edge_map_draws_the_face_parts_and_the_background_around_them(frames, landmarks):
+    edges = edge_map(landmarks[0], frames[0], (SIDE, SIDE))
+    assert edges.shape == (SIDE, SIDE, 2) and edges.dtype == np.uint8
+    lips = np.round(landmarks[0, GROUPS["outer_lips"], :2]).astype(int)
+    assert np.mean(edges[lips[:, 1], lips[:, 0], FACE_CHANNEL] > 0) > 0.9
+    inside = face_region([landmarks[0]], (SIDE, SIDE)) > 0
+    assert not edges[inside, BACKGROUND_CHANNEL].any()
+    assert edges[~inside, BACKGROUND_CHANNEL].any()
+    assert not edges[~inside, FACE_CHANNEL].any()
+
+
+def test_edge_map_scales_landmarks_to_the_requested_size(frames, landmarks):
+    edges = edge_map(landmarks[0], frames[0], (48, 40))
+    assert edges.shape == (40, 48, 2)
+    lips = np.round(landmarks[0, GROUPS["inner_lips"], :2] * [48 / SIDE, 40 / SIDE]).astype(int)
+    assert np.mean(edges[lips[:, 1], lips[:, 0], FACE_CHANNEL] > 0) > 0.9
+
+
+def test_generator_and_discriminators_shapes():
+    config = GeneratorConfig(history=3, base_width=8, max_width=16, downsamplings=2, residual_blocks=1)
+    output = Generator(config)(torch.rand(2, 2, 32, 48), torch.rand(2, 3, 3, 32, 48) * 2 - 1)
+    assert output.shape == (2, 3, 32, 48) and output.abs().max() <= 1
+    scales = MultiscaleDiscriminator(5, 8, 2, scales=2)(torch.rand(2, 5, 32, 48))
+    assert len(scales) == 2 and all(layers[-1].shape[:2] == (2, 1) for layers in scales)
+
+
+def test_smoke_training_writes_a_run_whose_l1_falls(trained, subject_video):
+    with (trained / "log.csv").open(newline="") as handle:
+        epochs = list(csv.DictReader(handle))
+    assert len(epochs) == 2
+    losses = [float(value) for row in epochs for key, value in row.items() if key.startswith(("train_", "val_"))]
+    assert all(math.isfinite(value) for value in losses)
+    assert float(epochs[1]["train_l1"]) < float(epochs[0]["train_l1"])
+    for folder in ("last", "best"):
+        assert {"generator", "frame_discriminator", "temporal_discriminator"} <= {
+            p.stem for p in (trained / folder).glob("*.safetensors")}
+    settings = read_run_config(trained / "last")
+    assert (settings["subject"], settings["subject_frames"]) == (str(subject_video), 60)
+    assert (settings["size"], settings["width"], settings["generator"]["history"]) == (64, 64, 2)
+    sample = media.read_image(trained / "samples" / "epoch_2.png")
+    assert sample.shape[1:] == (3 * 64, 3) and sample.shape[0] in (64, 128, 192)  # 1 to 3 held-out rows
+
+
+@pytest.mark.parametrize("composite", [True, False])
+def test_renderer_renders_at_the_frame_size(trained, frames, landmarks, composite):
+    renderer = NeuralRenderer(trained, composite_face_only=composite)
+    output = renderer.render(frames[0], landmarks[0], landmarks[5])
+    assert output.shape == frames[0].shape and output.dtype == np.uint8
+    outside = face_region([landmarks[5], landmarks[0]], (SIDE, SIDE)) == 0
+    assert np.array_equal(output[outside], frames[0][outside]) == composite
+
+
+def test_renderer_keeps_the_previous_outputs(trained, frames, landmarks):
+    renderer = NeuralRenderer(trained)
+    first = renderer.render_batch(frames[:2], landmarks[:2], landmarks[:2])
+    assert len(first) == 2
+    fresh = NeuralRenderer(trained)
+    alone = fresh.render(frames[1], landmarks[1], landmarks[1])
+    assert not np.array_equal(alone, first[1])  # the second frame saw the first output, not itself
+    renderer.reset()
+    assert np.array_equal(renderer.render(frames[1], landmarks[1], landmarks[1]), alone)
+
+
+def test_wrong_weights_are_input_errors(tmp_path, trained):
+    with pytest.raises(InputError, match="does not exist"):
+        NeuralRenderer(tmp_path / "missing")
+    with pytest.raises(InputError, match="is not a neural renderer run; train one with: emoportrait train renderer"):
+        NeuralRenderer(tmp_path)
+    other = tmp_path / "other" / "best"
+    other.mkdir(parents=True)
+    (other / "config.yaml").write_text("stage: audio2lm\n")
+    with pytest.raises(InputError, match="is not a neural renderer run"):
+        NeuralRenderer(tmp_path / "other")
+    assert renderer_checkpoint(trained) == trained / "best"
+
+
+def test_too_short_a_video_is_an_input_error(tmp_path):
+    path = tmp_path / "short.mp4"
+    media.write_video(path, swaying_astronaut(30), FPS)
+    with pytest.raises(InputError, match="has 30 frames; the renderer needs at least 50"):
+        train_renderer(path, tmp_path / "run", TINY, EngineConfig(epochs=1, batch_size=2, device="cpu"))
+
+
+def test_generate_with_the_neural_renderer(trained, tmp_path, close_portrait):
+    import soundfile
+
+    from emoportrait.cli import main
+
+    from .test_generate import RATE, speechlike
+
+    speech = tmp_path / "speech.wav"
+    soundfile.write(speech, speechlike(1.2, active=((0.1, 1.0),)), RATE)
+    portrait = tmp_path / "portrait.png"
+    media.write_image(portrait, close_portrait)
+    out = tmp_path / "neural.mp4"
+    assert main(["generate", "--speech", str(speech), "--target", str(portrait), "--renderer", "neural",
+                 "--renderer-weights", str(trained), "-o", str(out)]) == 0
+    assert media.probe(out).n_frames == 30
+
+
+def test_train_renderer_command_rejects_a_short_video(tmp_path, capsys):
+    from emoportrait.cli import main
+
+    video = tmp_path / "short.mp4"
+    media.write_video(video, swaying_astronaut(20), 25.0)
+    assert main(["train", "renderer", "--target", str(video), "--out", str(tmp_path / "run"), "--size", "64"]) == 2
+    assert "needs at least 50" in capsys.readouterr().err
