@@ -115,13 +115,27 @@ def _driver(args: argparse.Namespace):
     return LearnedDriver(args.weights, emotion_audio=reference)
 
 
+def _renderer(args: argparse.Namespace):
+    """The renderer the generate options ask for (None: the default warp renderer)."""
+    if args.renderer == "warp":
+        if args.renderer_weights:
+            raise InputError("--renderer-weights belongs to --renderer neural")
+        return None
+    from .render.neural import NeuralRenderer
+
+    if args.renderer_weights is None:
+        raise InputError("--renderer neural needs --renderer-weights RUN (emoportrait train renderer ...)")
+    return NeuralRenderer(args.renderer_weights)
+
+
 def _run_generate(speech: Path, target: Path, output: Path, args: argparse.Namespace) -> None:
     from .emotions import parse_emotion
     from .pipeline import GenerateConfig, generate
 
     emotion = parse_emotion(args.emotion, args.intensity)
     config = GenerateConfig(size=args.size, seed=args.seed)
-    summary = generate(speech, emotion, target, output, driver=_driver(args), config=config, progress=True)
+    summary = generate(speech, emotion, target, output, driver=_driver(args), renderer=_renderer(args),
+                       config=config, progress=True)
     print(summary.describe())
 
 
@@ -159,6 +173,9 @@ def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> No
     parser.add_argument("--weights", type=Path, help="audio2lm run of the learned driver")
     parser.add_argument("--emotion-audio", type=Path,
                         help="learned driver: take the emotion from this reference emotional speech clip")
+    parser.add_argument("--renderer", choices=["warp", "neural"], default="warp",
+                        help="warp (training-free, default) or neural (trained per subject, needs --renderer-weights)")
+    parser.add_argument("--renderer-weights", type=Path, help="run of 'emoportrait train renderer'")
 
 
 def _cmd_make_dataset(args: argparse.Namespace) -> None:
@@ -208,6 +225,18 @@ def _add_train_stage(commands, stage: str, help_text: str, epochs: int, batch: i
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
     parser.set_defaults(handler=_cmd_train_stage)
+
+
+def _cmd_train_renderer(args: argparse.Namespace) -> None:
+    from .render.neural_training import RendererConfig, train_renderer
+    from .training import EngineConfig
+
+    engine = EngineConfig(epochs=args.epochs, batch_size=args.batch, device=args.device, amp=args.amp,
+                          max_steps_per_epoch=args.max_steps, num_workers=args.workers)
+    result = train_renderer(args.target, args.out, RendererConfig(size=args.size), engine, progress=True)
+    print(f"renderer: {result.epochs} epoch(s); weights in {result.best or result.last}; samples in "
+          f"{args.out / 'samples'}; use with: emoportrait generate ... --renderer neural "
+          f"--renderer-weights {args.out}")
 
 
 def _recognizers(args: argparse.Namespace) -> list:
@@ -357,6 +386,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_stage(train, "emotion", "EVP emotion encoder + classifier (pretraining)", 20, 256)
     _add_train_stage(train, "disentangle", "EVP cross-reconstructed emotion disentanglement", 30, 128)
     _add_train_stage(train, "audio2lm", "EVP audio-to-landmark network of one subject", 60, 16)
+    renderer = train.add_parser("renderer", help="EVP's edge-to-video renderer of one subject (from its video)")
+    renderer.add_argument("--target", type=Path, required=True, help="video of the subject (at least 2 s)")
+    renderer.add_argument("--out", type=Path, required=True, help="run folder (resumed if it exists)")
+    renderer.add_argument("--size", type=int, default=256, help="frame height to train at (default: %(default)s)")
+    renderer.add_argument("--epochs", type=int, default=50, help="(default: %(default)s)")
+    renderer.add_argument("--batch", type=int, default=4, help="(default: %(default)s)")
+    renderer.add_argument("--max-steps", type=int, help="at most this many steps per epoch")
+    renderer.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    renderer.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
+    renderer.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    renderer.set_defaults(handler=_cmd_train_renderer)
     _add_train_recognizer(train, "fer", ["dan", "fan"], ["rafdb", "affectnet8", "ckplus"],
                           "facial-expression recognizer (DAN or Emotion-FAN)")
     _add_train_recognizer(train, "mer", ["stcnn"], ["smic"], "micro-expression recognizer (MicroExpSTCNN)")

@@ -124,7 +124,9 @@ def generate(
         target: a video of the person (their head motion is kept) or a still portrait.
         output: the ``.mp4`` to write; it appears only when complete.
         driver: expression driver (default: the training-free procedural driver).
-        renderer: frame renderer (default: the training-free warp renderer).
+        renderer: frame renderer (default: the training-free warp renderer). A
+            :class:`~emoportrait.render.neural.NeuralRenderer` keeps its last outputs,
+            so give each video a fresh one (or ``reset()`` it).
         progress: show progress bars on stderr.
 
     Raises:
