@@ -32,7 +32,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         raise InputError(f"FID needs at least 2 frames on each side, got {len(a)} and {len(b)}")
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root, _ = scipy.linalg.sqrtm(cov_a @ cov_b, disp=False)
+    root = scipy.linalg.sqrtm(cov_a @ cov_b)
     return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))
 
 
