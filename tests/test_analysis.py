@@ -227,3 +227,37 @@ def test_fid_hook_with_a_user_torchscript_model(tmp_path, capsys, generated_vide
     assert main(["analyze", str(generated_videos), "--reference", str(references), "--fid-model",
                  str(tmp_path / "junk.pt"), "--report", str(report_dir)]) == 2
     assert "is not a TorchScript module" in capsys.readouterr().err
+
+
+def test_sync_scores_find_the_offset():
+    from emoportrait.analysis.syncnet import sync_scores
+
+    rng = np.random.default_rng(0)
+    sound = rng.standard_normal((60, 8))
+    video = np.roll(sound, -3, axis=0)  # video window i matches audio window i + 3
+    scores = sync_scores(video[:50], sound[:50])
+    assert scores.offset_frames == 3 and scores.lse_c > 1.0
+
+
+def test_syncnet_hook_with_a_user_torchscript_model(tmp_path, generated_videos):
+    import torch
+
+    class TinySync(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+        @torch.jit.export
+        def forward_lip(self, video):
+            return video.mean(dim=(1, 3, 4))
+
+        @torch.jit.export
+        def forward_aud(self, sound):
+            return sound.mean(dim=(1, 2))[:, :5]
+
+    model = tmp_path / "sync.pt"
+    torch.jit.save(torch.jit.script(TinySync()), str(model))
+    report_dir = tmp_path / "report"
+    assert main(["analyze", str(generated_videos), "--syncnet-model", str(model), "--report", str(report_dir)]) == 0
+    data = json.loads((report_dir / "results.json").read_text())
+    assert set(data["videos"][0]["syncnet"]) == {"lse_d", "lse_c", "offset_frames"}
+    assert "LSE-D" in data["dataset_metrics"] and "LSE-C/LSE-D" not in data["not_computed"]

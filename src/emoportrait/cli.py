@@ -254,6 +254,8 @@ def _recognizers(args: argparse.Namespace) -> list:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
+    import numpy as np
+
     from .analysis import report, run
 
     recognizers = _recognizers(args)
@@ -276,9 +278,19 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
         if not references:
             raise InputError("--fid-model compares with reference videos: give --reference REF_DIR too")
         extractor = FeatureExtractor(args.fid_model)
-    results = run.analyse_videos(videos, truths, recognizers, args.protocol, references, progress=True)
+    syncnet = None
+    if args.syncnet_model is not None:
+        from .analysis.syncnet import SyncNetHook
+
+        syncnet = SyncNetHook(args.syncnet_model)
+    results = run.analyse_videos(videos, truths, recognizers, args.protocol, references, progress=True,
+                                 syncnet=syncnet)
     notes += [f"{r.path}: {r.error}" for r in results if r.error]
     dataset_metrics = {}
+    scored = [r.sync for r in results if r.sync is not None]
+    if scored:
+        dataset_metrics["LSE-C"] = float(np.mean([s.lse_c for s in scored]))
+        dataset_metrics["LSE-D"] = float(np.mean([s.lse_d for s in scored]))
     if extractor is not None:
         from .analysis.fid import video_fid
 
@@ -375,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="skip the bundled mini-Xception (FER2013) recognizer")
     analyze.add_argument("--fid-model", type=Path, help="TorchScript feature extractor (e.g. Inception-v3 "
                          "pool features) for FID against --reference; no such weights ship offline")
+    analyze.add_argument("--syncnet-model", type=Path, help="TorchScript SyncNet (forward_lip, forward_aud) "
+                         "for LSE-D/LSE-C; no such weights ship offline")
     analyze.add_argument("--protocol", choices=["mean", "vote", "last3"], default="mean",
                          help="how frame predictions make a video's (default: %(default)s)")
     analyze.add_argument("--report", type=Path, default=Path("report"), help="report folder (default: %(default)s)")

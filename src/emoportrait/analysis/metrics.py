@@ -56,8 +56,8 @@ __all__ = [
 UNAVAILABLE = {
     "FID": "not computed: needs Inception-v3 weights, which are not available offline; pass your own "
            "TorchScript feature extractor with --fid-model FILE (and --reference videos)",
-    "LSE-C/LSE-D": "not computed: needs SyncNet weights, which are not available offline; "
-                   "see the weight-free lip-sync correlation instead",
+    "LSE-C/LSE-D": "not computed: needs SyncNet weights, which are not available offline; pass your own "
+                   "TorchScript SyncNet with --syncnet-model FILE, or see the weight-free lip-sync correlation",
 }
 """Metrics of the papers that are not implemented, with the reason a report shows."""
 

@@ -186,6 +186,8 @@ def _video_record(result: VideoResult) -> dict:
     }
     if result.comparison is not None:
         record["comparison"] = {k: _number(v) for k, v in vars(result.comparison).items()}
+    if result.sync is not None:
+        record["syncnet"] = vars(result.sync)
     return record
 
 
@@ -260,7 +262,9 @@ def _html(results: Sequence[VideoResult], summaries: Sequence[RecognizerSummary]
 
 
 def _not_computed(dataset_metrics: dict[str, float]) -> dict[str, str]:
-    return {name: reason for name, reason in UNAVAILABLE.items() if name not in dataset_metrics}
+    """The unavailable metrics (names like "LSE-C/LSE-D" cover several) that were not computed."""
+    return {name: reason for name, reason in UNAVAILABLE.items()
+            if not any(part in dataset_metrics for part in name.split("/"))}
 
 
 def write_report(

@@ -23,13 +23,14 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from .. import face, media
+from .. import audio, face, media
 from ..emotions import canonical_emotion
 from ..errors import EmoportraitError, InputError
 from . import metrics
 from .crops import face_crops
 from .labels import emotion_from_path
 from .recognizers import ClipRecognizer, FrameRecognizer
+from .syncnet import SyncNetHook, SyncScores
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class VideoResult:
     lip_sync: metrics.LipSync | None = None
     sharpness: float = float("nan")
     comparison: metrics.VideoMetrics | None = None
+    sync: SyncScores | None = None
     example_crop: np.ndarray | None = None
     error: str | None = None
 
@@ -100,6 +102,7 @@ def analyse_video(
     recognizers: Sequence[FrameRecognizer | ClipRecognizer],
     protocol: Protocol = "mean",
     reference: Path | None = None,
+    syncnet: SyncNetHook | None = None,
 ) -> VideoResult:
     """Analyse one video; user-level problems (no face, unreadable) land in ``error``."""
     result = VideoResult(path=path, truth=truth)
@@ -116,6 +119,9 @@ def analyse_video(
             result.sharpness = float(np.mean([metrics.cpbd(f) for f in frames[::metrics.SHARPNESS_EVERY]]))
         if info.has_audio:
             result.lip_sync = metrics.track_lip_sync(track, path)
+            if syncnet is not None:
+                result.sync = syncnet.scores(face_crops(frames, track.landmarks, 224), audio.load_audio(path),
+                                             result.fps)
         if reference is not None:
             result.comparison = metrics.compare_videos(path, reference)
     except EmoportraitError as exc:
@@ -181,10 +187,11 @@ def analyse_videos(
     protocol: Protocol = "mean",
     references: dict[Path, Path] | None = None,
     progress: bool = False,
+    syncnet: SyncNetHook | None = None,
 ) -> list[VideoResult]:
     """:func:`analyse_video` over many videos, with a progress bar."""
     references = references or {}
     return [
-        analyse_video(video, truths.get(video), recognizers, protocol, references.get(video))
+        analyse_video(video, truths.get(video), recognizers, protocol, references.get(video), syncnet)
         for video in tqdm(videos, desc="analysing", unit="video", disable=not progress)
     ]
