@@ -21,6 +21,7 @@ import torch
 
 from .. import media
 from ..errors import InputError
+from .torchscript import load_torchscript
 
 INPUT_SIZE = 299
 FRAMES_PER_VIDEO = 5
@@ -40,14 +41,7 @@ class FeatureExtractor:
     """A user-supplied TorchScript feature network (see the module docstring)."""
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"FID model '{path}' does not exist; pass a TorchScript Inception feature extractor")
-        try:
-            self.network = torch.jit.load(str(path), map_location=device).eval()
-        except (RuntimeError, ValueError) as exc:
-            raise InputError(f"'{path}' is not a TorchScript module (torch.jit.save); "
-                             "pass a TorchScript Inception feature extractor") from exc
+        self.network = load_torchscript(path, "a TorchScript Inception feature extractor", device)
         self.device = device
 
     @torch.no_grad()

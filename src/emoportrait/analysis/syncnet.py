@@ -25,6 +25,7 @@ import torch
 
 from .. import audio
 from ..errors import InputError
+from .torchscript import load_torchscript
 
 WINDOW = 5
 MAX_OFFSET = 15
@@ -44,14 +45,7 @@ class SyncNetHook:
     """A user-supplied TorchScript SyncNet (see the module docstring)."""
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"SyncNet model '{path}' does not exist; pass a TorchScript SyncNet")
-        try:
-            self.network = torch.jit.load(str(path), map_location=device).eval()
-        except (RuntimeError, ValueError) as exc:
-            raise InputError(f"'{path}' is not a TorchScript module (torch.jit.save); pass a TorchScript "
-                             "SyncNet with forward_lip and forward_aud") from exc
+        self.network = load_torchscript(path, "a TorchScript SyncNet with forward_lip and forward_aud", device)
         self.device = device
 
     @torch.no_grad()
