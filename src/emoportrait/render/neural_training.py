@@ -57,12 +57,13 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from .. import media
+from ..config import config_to_dict
 from ..errors import InputError
 from ..face import TrackerConfig, track_frames
 from ..training import EngineConfig, FitResult, Monitor, Stage, StepContext, fit
 from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, edge_preview, face_region, resize
-from .neural import (STAGE_NAME, Generator, GeneratorConfig, edges_to_tensor, frames_to_tensor, instance_norm,
-                     tensor_to_frames)
+from .neural import (STAGE_NAME, Generator, GeneratorConfig, edges_to_tensor, face_redraw_error, frames_to_tensor,
+                     instance_norm, tensor_to_frames)
 
 __all__ = ["MIN_FRAMES", "MultiscaleDiscriminator", "RendererConfig", "RendererStage", "RendererWindows",
            "SubjectVideo", "load_subject", "sample_batch", "subject_config",
@@ -103,6 +104,7 @@ class RendererConfig:
     subject: str = ""                       # the subject's video (set by subject_config)
     subject_frames: int = 0                 # its frames used (set by subject_config)
     width: int = 0                          # trained frame width, pixels (set by subject_config)
+    held_out_face_error: float = 0.0        # measured each epoch: mean face_redraw_error of the held-out frames
 
     def __post_init__(self) -> None:
         multiple = self.generator.multiple
@@ -308,6 +310,7 @@ class RendererStage(Stage):
             raise ValueError("RendererStage needs the subject's settings: pass subject_config(config, video)")
         self.settings = config
         self.samples = samples
+        self._held_out_face_error = 0.0
         history, width, layers = config.generator.history, config.discriminator_width, config.discriminator_layers
         self.generator = Generator(config.generator)
         self.frame_discriminator = MultiscaleDiscriminator(EDGE_CHANNELS + 3, width, layers, config.frame_scales)
@@ -378,17 +381,27 @@ class RendererStage(Stage):
                 "l1": (fake.detach().float() - real).abs().mean().item() / 2, "gradient": gradient.item()}
 
     def validation_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """Teacher-forced L1 of the whole frame and of the face region, intensities in [0, 1]."""
-        fake, real = self.generator(batch["edges"][:, -1], self._real_history(batch)), batch["frames"][:, -1]
+        """Teacher-forced L1 of the whole frame and of the face region, and the face region's
+        :func:`~emoportrait.render.neural.face_redraw_error`; intensities in [0, 1]."""
+        edges, real = batch["edges"][:, -1], batch["frames"][:, -1]
+        fake = self.generator(edges, self._real_history(batch))
         return {"l1": (fake - real).abs().mean().item() / 2,
-                "face_l1": _weighted_l1(fake, real, batch["region"]).item() / 2}
+                "face_l1": _weighted_l1(fake, real, batch["region"]).item() / 2,
+                "redraw_face_l1": face_redraw_error(self.generator, edges, real, batch["region"]).mean().item()}
 
     def config(self) -> RendererConfig:
-        return self.settings
+        """The settings, with the last epoch's held-out redraw error (the subject check's yardstick)."""
+        return replace(self.settings, held_out_face_error=self._held_out_face_error)
+
+    def resume_settings(self) -> dict[str, Any]:
+        """The settings without the measured error: a run resumes whatever its last epoch measured."""
+        return config_to_dict(self.settings)
 
     @torch.no_grad()
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any], out: Path) -> None:
-        """Write ``out/samples/epoch_<epoch>.png``: rows of (edge map | generated | real)."""
+        """Note the held-out redraw error for :meth:`config` and write ``out/samples/epoch_<epoch>.png``:
+        rows of (edge map | generated | real)."""
+        self._held_out_face_error = float(metrics["val_redraw_face_l1"])
         device = next(self.generator.parameters()).device
         edges, frames = self.samples["edges"][:, -1], self.samples["frames"]
         fake = self.generator(edges.to(device), self._real_history(self.samples).to(device))
