@@ -103,6 +103,7 @@ def test_smoke_training_writes_a_run_whose_l1_falls(trained, subject_video):
             p.stem for p in (trained / folder).glob("*.safetensors")}
     settings = read_run_config(trained / "last")
     assert (settings["subject"], settings["subject_frames"]) == (str(subject_video), 60)
+    assert settings["held_out_face_error"] == pytest.approx(float(epochs[1]["val_redraw_face_l1"]))
     assert (settings["size"], settings["width"], settings["generator"]["history"]) == (64, 64, 2)
     sample = media.read_image(trained / "samples" / "epoch_2.png")
     assert sample.shape[1:] == (3 * 64, 3) and sample.shape[0] in (64, 128, 192)  # 1 to 3 held-out rows
@@ -141,6 +142,31 @@ def test_wrong_weights_are_input_errors(tmp_path, trained):
     assert renderer_checkpoint(trained) == trained / "best"
 
 
+def small(frames: np.ndarray, size: tuple[int, int] = (64, 64)) -> list[np.ndarray]:
+    return [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames]
+
+
+def test_start_measures_how_well_the_run_redraws_the_target(trained, frames, landmarks):
+    renderer = NeuralRenderer(trained)
+    targets, points = small(frames[:10]), landmarks[:10] * [64 / SIDE, 64 / SIDE, 1.0]
+    found = np.ones(10, bool)
+    error = renderer.redraw_error(targets, points, found)
+    assert 0.0 < error < 0.5
+    renderer.start(targets, points, found)  # its own subject: accepted
+    renderer.held_out_face_error = error / 3  # as if it redrew its own subject three times as well
+    with pytest.raises(InputError, match=r"does not know this face .*train one for this target: "
+                                         r"emoportrait train renderer --target VIDEO --size 64 --out RUN"):
+        renderer.start(targets, points, found)
+
+
+def test_start_refuses_frames_of_another_size(trained, frames, landmarks):
+    renderer, found = NeuralRenderer(trained), np.ones(3, bool)
+    with pytest.raises(InputError, match="trained on frames 64 px high, not 96: generate with --size 64"):
+        renderer.start(list(frames[:3]), landmarks[:3], found)
+    with pytest.raises(InputError, match="trained on 64x64 frames, but the target's are 128x64"):
+        renderer.start(small(frames[:3], (128, 64)), landmarks[:3] * [128 / SIDE, 64 / SIDE, 1.0], found)
+
+
 def test_too_short_a_video_is_an_input_error(tmp_path):
     path = tmp_path / "short.mp4"
     media.write_video(path, swaying_astronaut(30), FPS)
@@ -148,7 +174,7 @@ def test_too_short_a_video_is_an_input_error(tmp_path):
         train_renderer(path, tmp_path / "run", TINY, EngineConfig(epochs=1, batch_size=2, device="cpu"))
 
 
-def test_generate_with_the_neural_renderer(trained, tmp_path, close_portrait):
+def test_generate_with_the_neural_renderer(trained, tmp_path, close_portrait, capsys):
     import soundfile
 
     from emoportrait.cli import main
@@ -162,7 +188,13 @@ def test_generate_with_the_neural_renderer(trained, tmp_path, close_portrait):
     out = tmp_path / "neural.mp4"
     assert main(["generate", "--speech", str(speech), "--target", str(portrait), "--renderer", "neural",
                  "--renderer-weights", str(trained), "-o", str(out)]) == 0
-    assert media.probe(out).n_frames == 30
+    info = media.probe(out)
+    assert (info.n_frames, info.height) == (30, 64)  # the trained height by default
+    other = tmp_path / "other.mp4"
+    assert main(["generate", "--speech", str(speech), "--target", str(portrait), "--renderer", "neural",
+                 "--renderer-weights", str(trained), "--size", "128", "-o", str(other)]) == 2
+    assert "trained on frames 64 px high, not 128: generate with --size 64" in capsys.readouterr().err
+    assert not other.exists()
 
 
 def test_train_renderer_command_rejects_a_short_video(tmp_path, capsys):

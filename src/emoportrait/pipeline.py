@@ -124,9 +124,8 @@ def generate(
         target: a video of the person (their head motion is kept) or a still portrait.
         output: the ``.mp4`` to write; it appears only when complete.
         driver: expression driver (default: the training-free procedural driver).
-        renderer: frame renderer (default: the training-free warp renderer). A
-            :class:`~emoportrait.render.neural.NeuralRenderer` keeps its last outputs,
-            so give each video a fresh one (or ``reset()`` it).
+        renderer: frame renderer (default: the training-free warp renderer); its
+            ``start`` may refuse the target (a neural renderer of another subject).
         progress: show progress bars on stderr.
 
     Raises:
@@ -163,6 +162,7 @@ def generate(
         pose = alignment.idle_pose(target_face.pose, n_frames, fps, config.idle_motion_deg, config.seed)
     else:
         pose = alignment.select_frames(target_face.pose, schedule)
+    renderer.start(frames, track.landmarks, track.found)
     lap("track")
 
     expression = driver.drive(samples, emotion, identity, n_frames, fps)

@@ -5,6 +5,7 @@
   imported on demand, as it needs torch
 """
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -14,6 +15,13 @@ from .warp import WarpConfig, WarpRenderer
 
 class Renderer(Protocol):
     """What :func:`emoportrait.pipeline.generate` needs from a renderer."""
+
+    def start(self, frames: Sequence[np.ndarray], landmarks: np.ndarray, found: np.ndarray) -> None:
+        """Called once per video before its first :meth:`render`, with the target's ``T``
+        frames ``(H, W, 3)`` uint8, their tracked ``(T, 478, 3)`` landmark pixels and
+        ``(T,)`` bool where the face was seen: reset any state, and raise
+        :class:`~emoportrait.errors.InputError` if the renderer cannot draw this target."""
+        ...
 
     def render(self, frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """``frame`` ``(H, W, 3)`` uint8 RGB with its face at ``source`` ``(478, 3)`` px

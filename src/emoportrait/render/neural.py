@@ -36,6 +36,17 @@ The composite keeps the background, hair and torso at the frame's full resolutio
 and exactly as in the target video; only the face is drawn by the network. It is
 the default because it scored better than the full generated frame in
 ``benchmarks/neural_renderer.py`` (PSNR and SSIM on held-out frames; see there).
+
+Before a video, :meth:`NeuralRenderer.start` checks the target: its frames must
+have the trained height (``generate`` renders at it by default) and aspect, and
+the run must redraw its face (:func:`face_redraw_error`) about as well as the
+held-out frames of its own subject, the error measured at the end of each
+training epoch and saved with the weights (``held_out_face_error``). A run
+trained on one person draws that person's features into anyone else's face, so
+another person's face comes out with a larger error and is refused
+(:data:`SUBJECT_TOLERANCE`). The check sharpens with training: after 20 s of CPU
+training only Grace Hopper stood out (2.85 times the held-out error, the mirrored
+astronaut 1.5), after 5 min she stood at 6.2 and the mirrored astronaut at 4.0.
 """
 
 from __future__ import annotations
@@ -55,11 +66,11 @@ from ..config import config_from_dict
 from ..errors import InputError
 from ..evp.stages import checkpoint_dir
 from ..training import load_weights, read_run_config
-from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, face_region, resize
+from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, face_region, resize, scale_landmarks
 from .warp import face_size
 
-__all__ = ["COMPOSITE_FEATHER", "STAGE_NAME", "TRAIN_HINT", "Generator", "GeneratorConfig", "NeuralRenderer",
-           "composite", "edges_to_tensor", "frames_to_tensor", "instance_norm", "renderer_checkpoint",
+__all__ = ["COMPOSITE_FEATHER", "STAGE_NAME", "SUBJECT_CHECK_FRAMES", "SUBJECT_TOLERANCE", "TRAIN_HINT", "Generator", "GeneratorConfig", "NeuralRenderer",
+           "composite", "edges_to_tensor", "face_redraw_error", "frames_to_tensor", "instance_norm", "renderer_checkpoint",
            "tensor_to_frames"]
 
 STAGE_NAME = "renderer"
@@ -70,6 +81,18 @@ TRAIN_HINT = "emoportrait train renderer --target VIDEO --out RUN"
 
 COMPOSITE_FEATHER = 0.06
 """Width of the composite mask's ramp inside the face region's edge, fraction of the face size."""
+
+SUBJECT_CHECK_FRAMES = 8
+"""Target frames (spread over the video) whose redraw error the subject check measures."""
+
+SUBJECT_TOLERANCE = 2.0
+"""The subject check fails where the target's redraw error exceeds this times the held-out error.
+
+Measured (``benchmarks/neural_renderer.py``, a run trained 5 min at 128² on the
+talking astronaut): another video of her 0.98-1.02 times the held-out error; her
+face deformed and recoloured (the synthetic data set's M003) 1.4-1.5; the same,
+mirrored (W002) 3.7-4.0; her portrait framed wider 3.3-3.6; Grace Hopper 5.6-6.2.
+"""
 
 
 @dataclass(frozen=True)
@@ -179,6 +202,29 @@ def tensor_to_frames(frames: Tensor) -> np.ndarray:
     return scaled.to(torch.uint8).movedim(-3, -1).cpu().numpy()
 
 
+def face_redraw_error(generator: Generator, edges: Tensor, frames: Tensor, regions: Tensor) -> Tensor:
+    """How well ``generator`` redraws frames from their own edge maps, seeded with themselves.
+
+    Each frame is drawn as the first frame of a video is at inference: from its own
+    edge map, with all ``K`` history frames the frame itself. On the subject it was
+    trained on this is near the held-out error; another person's face comes out
+    with the trained subject's features, and the error rises (the subject check of
+    :meth:`NeuralRenderer.start`).
+
+    Args:
+        generator: the renderer's network (on the tensors' device).
+        edges: ``(B, 2, H, W)`` edge maps in [0, 1].
+        frames: ``(B, 3, H, W)`` the frames in [-1, 1].
+        regions: ``(B, 1, H, W)`` their face regions in [0, 1].
+
+    Returns:
+        ``(B,)`` mean absolute error over each face region, intensities in [0, 1].
+    """
+    history = frames[:, None].expand(-1, generator.config.history, -1, -1, -1)
+    error = (generator(edges, history) - frames).abs().mean(dim=1, keepdim=True) / 2
+    return (error * regions).flatten(1).sum(1) / regions.flatten(1).sum(1).clamp_min(1.0)
+
+
 def composite(generated: np.ndarray, frame: np.ndarray, landmark_sets: Sequence[np.ndarray],
               config: EdgeConfig = EdgeConfig()) -> np.ndarray:
     """``mask · generated + (1 − mask) · frame`` of two ``(H, W, 3)`` uint8 frames of one size.
@@ -217,10 +263,10 @@ def renderer_checkpoint(run: str | Path) -> Path:
 class NeuralRenderer:
     """Render frames with a trained neural renderer run (implements :class:`~emoportrait.render.Renderer`).
 
-    Frames are rendered at the run's trained size and resized back (see the module
-    docs), so any frame size works; the network only knows the subject it was
-    trained on. The renderer keeps the last ``K`` outputs as state: use one
-    renderer per video, or :meth:`reset` it between videos.
+    :meth:`render` draws at the run's trained size and resizes back (see the module
+    docs), so it takes any frame size; :meth:`start` accepts only targets of the
+    trained size and subject. The renderer keeps the last ``K`` outputs as state,
+    which :meth:`start` (or :meth:`reset`) clears between videos.
 
     Args:
         weights: a renderer run folder (``emoportrait train renderer``) or one of its
@@ -243,11 +289,60 @@ class NeuralRenderer:
         self.edges = config_from_dict(EdgeConfig, settings["edges"])
         self.size: tuple[int, int] = (int(settings["width"]), int(settings["size"]))
         self.composite_face_only = composite_face_only
+        self.run = Path(weights)
+        self.subject = str(settings.get("subject", ""))
+        self.held_out_face_error = float(settings.get("held_out_face_error", 0.0))
         self._history: deque[Tensor] = deque(maxlen=self.generator.config.history)
 
     def reset(self) -> None:
         """Forget the previous outputs: the next frame starts a new sequence."""
         self._history.clear()
+
+    def start(self, frames: Sequence[np.ndarray], landmarks: np.ndarray, found: np.ndarray) -> None:
+        """Begin a video: :meth:`reset`, and check that the run can draw this target.
+
+        Args:
+            frames: ``T`` target frames, ``(H, W, 3)`` uint8 RGB, all of one size.
+            landmarks: ``(T, 478, 2+)`` their tracked landmark pixels.
+            found: ``(T,)`` bool, frames where the face was seen.
+
+        Raises:
+            InputError: the frames are not of the trained height or aspect, or the
+                face is not the trained subject's: the run redraws it worse than
+                :data:`SUBJECT_TOLERANCE` times its own held-out frames.
+        """
+        self.reset()
+        height, width = frames[0].shape[:2]
+        trained_width, trained_height = self.size
+        retrain = f"train one for this target: {TRAIN_HINT.replace('--out', f'--size {height} --out')}"
+        if height != trained_height:
+            raise InputError(f"renderer '{self.run}' was trained on frames {trained_height} px high, not {height}: "
+                             f"generate with --size {trained_height}, or {retrain}")
+        if abs(width - trained_width) > self.generator.config.multiple:
+            raise InputError(f"renderer '{self.run}' was trained on {trained_width}x{trained_height} frames, but "
+                             f"the target's are {width}x{height}: give a target framed like its training video "
+                             f"'{self.subject}', or {retrain}")
+        error = self.redraw_error(frames, landmarks, found)
+        if self.held_out_face_error > 0 and error > SUBJECT_TOLERANCE * self.held_out_face_error:
+            raise InputError(f"renderer '{self.run}' does not know this face (it redraws it with error {error:.3f}, "
+                             f"its own subject {self.held_out_face_error:.3f}): it was trained on another person, or on "
+                             f"footage framed otherwise ('{self.subject}'); {retrain}")
+
+    @torch.no_grad()
+    def redraw_error(self, frames: Sequence[np.ndarray], landmarks: np.ndarray, found: np.ndarray) -> float:
+        """Mean :func:`face_redraw_error` of up to :data:`SUBJECT_CHECK_FRAMES` of the target frames
+        where the face was ``found``, spread evenly (arguments as in :meth:`start`)."""
+        seen = np.flatnonzero(found)
+        picks = seen[np.unique(np.linspace(0, len(seen) - 1, SUBJECT_CHECK_FRAMES).round().astype(int))]
+        frame_size = (frames[0].shape[1], frames[0].shape[0])
+        points = [scale_landmarks(landmarks[t], frame_size, self.size) for t in picks]
+        edges = np.stack([edge_map(landmarks[t], frames[t], self.size, self.edges) for t in picks])
+        regions = np.stack([face_region([p], self.size, self.edges) for p in points])[..., None]
+        resized = np.stack([resize(frames[t], self.size) for t in picks])
+        errors = face_redraw_error(self.generator, edges_to_tensor(edges).to(self.device),
+                                   frames_to_tensor(resized).to(self.device),
+                                   edges_to_tensor(regions).to(self.device))
+        return float(errors.mean())
 
     @torch.no_grad()
     def render(self, frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ mask with a weight that grows continuously with the extra opening (see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -312,6 +313,9 @@ class WarpRenderer:
     def __init__(self, config: WarpConfig = WarpConfig()) -> None:
         self.config = config
         self._threads = ThreadpoolController()
+
+    def start(self, frames: Sequence[np.ndarray], landmarks: np.ndarray, found: np.ndarray) -> None:
+        """Nothing to prepare: the warp renderer keeps no state and draws any face."""
 
     def render(self, frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Warp ``frame`` so its face's landmarks move from ``source`` to ``target``.
