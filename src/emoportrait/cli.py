@@ -134,8 +134,10 @@ def _run_generate(speech: Path, target: Path, output: Path, args: argparse.Names
     from .pipeline import GenerateConfig, generate
 
     emotion = parse_emotion(args.emotion, args.intensity)
-    config = GenerateConfig(size=args.size, seed=args.seed)
-    summary = generate(speech, emotion, target, output, driver=_driver(args), renderer=_renderer(args),
+    renderer = _renderer(args)
+    size = args.size if args.size or renderer is None else renderer.size[1]  # a neural renderer's trained height
+    config = GenerateConfig(size=size, seed=args.seed)
+    summary = generate(speech, emotion, target, output, driver=_driver(args), renderer=renderer,
                        config=config, progress=True)
     print(summary.describe())
 
@@ -167,7 +169,7 @@ def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> No
                              "or a mixture such as 'angry:0.6,sad:0.4' (default: %(default)s)")
     parser.add_argument("--intensity", type=float,
                         help="intensity of a single emotion, 0 to 1 (default: 1)")
-    parser.add_argument("--size", type=int, help="output height in pixels (default: the target's)")
+    parser.add_argument("--size", type=int, help="output height in pixels (default: the target's; a neural renderer's trained height)")
     parser.add_argument("--seed", type=int, default=0, help="seed of idle motion and blinks")
     parser.add_argument("--driver", choices=["procedural", "learned"], default="procedural",
                         help="procedural (training-free, default) or learned (EVP networks, needs --weights)")
