@@ -11,6 +11,10 @@
    "first frame, unchanged" is the baseline of doing nothing.
 4. PSNR and SSIM against the real held-out frames, over the whole frame and over the
    box around the face regions, and render speed (frames per second, this CPU).
+5. The subject check of ``generate --renderer neural``: how well the run redraws
+   the faces of other talking videos (made like the target), as a multiple of its
+   held-out error; :data:`~emoportrait.render.neural.SUBJECT_TOLERANCE` and more
+   is refused.
 
     .venv/bin/python benchmarks/neural_renderer.py --minutes 5 [--threads 1 on a busy machine]
 
@@ -24,6 +28,13 @@ Measured (defaults, 5 min = 1300 steps of batch 2 on 2 idle CPU cores, torch 2.1
     warp                              37.96  0.990      30.97      0.960  222.3
     neural, full frame                30.85  0.948      26.89      0.918   72.8
     neural, composite_face_only       34.12  0.983      27.20      0.926   69.1
+
+    target of the subject check             redraw error  × held-out  refused
+    the astronaut, another video                   0.026        0.98  no
+    the astronaut, framed wider                    0.096        3.59  yes
+    the astronaut deformed, recoloured (M003)      0.040        1.50  no
+    the same, mirrored (W002)                      0.107        4.01  yes
+    Grace Hopper                                   0.166        6.23  yes
 
 ``composite_face_only`` beats the full generated frame on every score (the
 background is the frame's own instead of redrawn), hence the default. The warp
@@ -44,29 +55,52 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 import torch
+from matplotlib import cbook
 
 from emoportrait import media
 from emoportrait.analysis.metrics import psnr, ssim
 from emoportrait.emotions import parse_emotion
+from emoportrait.evp.synthetic import SyntheticConfig, base_portrait, subject_portrait
+from emoportrait.face import track_frames
 from emoportrait.pipeline import GenerateConfig, generate
 from emoportrait.render import WarpRenderer
 from emoportrait.render.edges import face_region
-from emoportrait.render.neural import GeneratorConfig, NeuralRenderer
+from emoportrait.render.neural import SUBJECT_TOLERANCE, GeneratorConfig, NeuralRenderer
 from emoportrait.render.neural_training import (RendererConfig, RendererStage, SubjectVideo, load_subject,
                                                 sample_batch, subject_config)
 from emoportrait.training import EngineConfig, fit
 
 
-def make_target(folder: Path, size: int) -> Path:
-    """The talking astronaut at ``size``² (6.1 s at 25 fps)."""
-    portrait = folder / "portrait.png"
-    media.write_image(portrait, skimage.data.astronaut()[0:320, 60:380])
+def talking(folder: Path, name: str, portrait: np.ndarray, size: int, emotion: str = "happy", seed: int = 0) -> Path:
+    """``folder/name.mp4``: ``portrait`` made to say the demo speech at ``size``² (6.1 s at 25 fps)."""
+    image = folder / f"{name}.png"
+    media.write_image(image, portrait)
     speech = importlib.resources.files("emoportrait") / "data" / "demo_speech.flac"
-    target = folder / "target.mp4"
+    video = folder / f"{name}.mp4"
     with importlib.resources.as_file(speech) as speech_path:
-        generate(speech_path, parse_emotion("happy", 0.6), portrait, target,
-                 config=GenerateConfig(size=size, idle_motion_deg=3.0))
-    return target
+        generate(speech_path, parse_emotion(emotion, 0.6), image, video,
+                 config=GenerateConfig(size=size, idle_motion_deg=3.0, seed=seed))
+    return video
+
+
+def subject_check(renderer: NeuralRenderer, folder: Path, size: int) -> None:
+    """Print the redraw error of other talking faces (see the module docs, step 5)."""
+    astronaut = skimage.data.astronaut()
+    hopper = media.read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    base = base_portrait()
+    synthetic = SyntheticConfig(size=base[0].shape[0])
+    portraits = {"the astronaut, another video": astronaut[0:320, 60:380],
+                 "the astronaut, framed wider": astronaut[0:400, 20:420],
+                 "the astronaut deformed, recoloured (M003)": subject_portrait(2, base, synthetic),
+                 "the same, mirrored (W002)": subject_portrait(1, base, synthetic),
+                 "Grace Hopper": hopper[:hopper.shape[1]]}
+    print(f"\n{'target of the subject check':<42}{'redraw error':>13}{'× held-out':>12}  refused")
+    for index, (name, portrait) in enumerate(portraits.items()):
+        frames = media.read_frames(talking(folder, f"check_{index}", portrait, size, "sad", seed=1))
+        track = track_frames(frames, 25.0)
+        error = renderer.redraw_error(list(frames), track.landmarks, track.found)
+        ratio = error / renderer.held_out_face_error
+        print(f"{name:<42}{error:>13.3f}{ratio:>12.2f}  {'yes' if ratio > SUBJECT_TOLERANCE else 'no'}")
 
 
 def train(video: SubjectVideo, config: RendererConfig, run: Path, minutes: float, batch: int,
@@ -124,7 +158,7 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         config = RendererConfig(size=args.size, generator=GeneratorConfig(base_width=args.base_width),
                                 discriminator_width=args.disc_width)
-        video = load_subject(make_target(work, args.size), config)
+        video = load_subject(talking(work, "target", skimage.data.astronaut()[0:320, 60:380], args.size), config)
         config = subject_config(config, video)
         steps = train(video, config, work / "run", args.minutes, args.batch, args.steps_per_epoch)
         held = range(video.held_out(config.generator.history, config.val_fraction), len(video.frames))
@@ -145,6 +179,7 @@ def main() -> None:
         middle = len(held) // 2
         media.write_image(work / "comparison.png",
                           np.concatenate([real[middle]] + [frames[middle] for frames, _ in outputs.values()], axis=1))
+        subject_check(NeuralRenderer(work / "run"), work, args.size)
 
 
 if __name__ == "__main__":
