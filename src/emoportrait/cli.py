@@ -169,7 +169,8 @@ def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> No
                              "or a mixture such as 'angry:0.6,sad:0.4' (default: %(default)s)")
     parser.add_argument("--intensity", type=float,
                         help="intensity of a single emotion, 0 to 1 (default: 1)")
-    parser.add_argument("--size", type=int, help="output height in pixels (default: the target's; a neural renderer's trained height)")
+    parser.add_argument("--size", type=int,
+                        help="output height in pixels (default: the target's; a neural renderer's trained height)")
     parser.add_argument("--seed", type=int, default=0, help="seed of idle motion and blinks")
     parser.add_argument("--driver", choices=["procedural", "learned"], default="procedural",
                         help="procedural (training-free, default) or learned (EVP networks, needs --weights)")

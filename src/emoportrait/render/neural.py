@@ -69,9 +69,9 @@ from ..training import load_weights, read_run_config
 from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, face_region, resize, scale_landmarks
 from .warp import face_size
 
-__all__ = ["COMPOSITE_FEATHER", "STAGE_NAME", "SUBJECT_CHECK_FRAMES", "SUBJECT_TOLERANCE", "TRAIN_HINT", "Generator", "GeneratorConfig", "NeuralRenderer",
-           "composite", "edges_to_tensor", "face_redraw_error", "frames_to_tensor", "instance_norm", "renderer_checkpoint",
-           "tensor_to_frames"]
+__all__ = ["COMPOSITE_FEATHER", "STAGE_NAME", "SUBJECT_CHECK_FRAMES", "SUBJECT_TOLERANCE", "TRAIN_HINT", "Generator",
+           "GeneratorConfig", "NeuralRenderer", "composite", "edges_to_tensor", "face_redraw_error", "frames_to_tensor",
+           "instance_norm", "renderer_checkpoint", "tensor_to_frames"]
 
 STAGE_NAME = "renderer"
 """Name of the training stage (and of the runs) of the neural renderer."""
@@ -325,8 +325,8 @@ class NeuralRenderer:
         error = self.redraw_error(frames, landmarks, found)
         if self.held_out_face_error > 0 and error > SUBJECT_TOLERANCE * self.held_out_face_error:
             raise InputError(f"renderer '{self.run}' does not know this face (it redraws it with error {error:.3f}, "
-                             f"its own subject {self.held_out_face_error:.3f}): it was trained on another person, or on "
-                             f"footage framed otherwise ('{self.subject}'); {retrain}")
+                             f"its own subject {self.held_out_face_error:.3f}): it was trained on another person, "
+                             f"or on footage framed otherwise ('{self.subject}'); {retrain}")
 
     @torch.no_grad()
     def redraw_error(self, frames: Sequence[np.ndarray], landmarks: np.ndarray, found: np.ndarray) -> float:
