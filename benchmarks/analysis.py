@@ -6,7 +6,7 @@ Generates a video for each of MEAD's eight emotions from the bundled demo inputs
 confusion of intended emotion vs. prediction, plus the analysis speed in frames
 per second (tracking, crops, FER, lip sync and sharpness included).
 
-    .venv/bin/python benchmarks/analysis.py [--size 256] [--report report_self/]
+    .venv/bin/python benchmarks/analysis.py [--size 256] [--portrait face.png] [--report report_self/]
 """
 
 from __future__ import annotations
@@ -29,13 +29,16 @@ from emoportrait.pipeline import GenerateConfig, generate
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--portrait", type=Path, help="animate this portrait (default: the astronaut's head and "
+                                                         "shoulders)")
     parser.add_argument("--report", type=Path, default=None, help="also write the HTML report here")
     args = parser.parse_args()
     speech = importlib.resources.files("emoportrait") / "data" / "demo_speech.flac"
     with tempfile.TemporaryDirectory() as tmp, importlib.resources.as_file(speech) as speech_path:
         folder = Path(tmp)
-        portrait = folder / "astronaut.png"
-        media.write_image(portrait, skimage.data.astronaut()[0:320, 60:380])
+        portrait = args.portrait or folder / "astronaut.png"
+        if not args.portrait:
+            media.write_image(portrait, skimage.data.astronaut()[0:320, 60:380])
         videos = []
         for emotion in EMOTIONS:
             videos.append(folder / f"{emotion}.mp4")
@@ -49,7 +52,7 @@ def main() -> None:
         if args.report:
             report.write_report(results, [recognizer.info], args.report)
     frames = sum(result.frames for result in results)
-    print(f"default FER on generate's output ({args.size}², intensity 1, astronaut portrait):")
+    print(f"default FER on generate's output ({args.size}², intensity 1, {args.portrait or 'astronaut portrait'}):")
     print(f"{'intended':<11}" + "".join(f"{label[:8]:>9}" for label in recognizer.info.labels))
     for emotion, row in zip(EMOTIONS, summary.confusion):
         print(f"{emotion:<11}" + "".join(f"{count:>9}" for count in row))
