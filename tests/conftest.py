@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -10,6 +12,28 @@ import skimage.data
 from emoportrait import media
 
 FPS = 25.0
+SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+"""Real faces and speech of public talking-face projects (see its README); absent in most checkouts."""
+
+
+def shared_media(relative: str) -> Path:
+    """The file ``relative`` of :data:`SHARED_MEDIA`; the test is skipped when it is absent."""
+    path = SHARED_MEDIA / relative
+    if not path.is_file():
+        pytest.skip(f"{relative} is not in {SHARED_MEDIA}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_speech() -> np.ndarray:
+    """The bundled demo sentence (espeak-ng), ``(S,)`` float32 at 16 kHz."""
+    import importlib.resources
+
+    from emoportrait import audio
+
+    resource = importlib.resources.files("emoportrait") / "data" / "demo_speech.flac"
+    with importlib.resources.as_file(resource) as path:
+        return audio.load_audio(path)
 
 
 @pytest.fixture(scope="session")
