@@ -12,6 +12,7 @@ from emoportrait import media
 from emoportrait.analysis import labels, report, run
 from emoportrait.analysis.recognizers import RecognizerInfo
 from emoportrait.cli import main
+from emoportrait.drivers.procedural import ProceduralConfig, ProceduralDriver
 from emoportrait.emotions import parse_emotion
 from emoportrait.errors import InputError
 from emoportrait.pipeline import generate
@@ -138,8 +139,9 @@ def generated_videos(tmp_path_factory, close_portrait):
     portrait = folder / "portrait.png"
     media.write_image(portrait, close_portrait)
     videos = folder / "videos"
+    loudness_driven = ProceduralDriver(ProceduralConfig(mouth="spectral"))  # the lip-sync score's premise
     for emotion in ("happy", "surprised"):
-        generate(speech, parse_emotion(emotion), portrait, videos / f"{emotion}_001.mp4")
+        generate(speech, parse_emotion(emotion), portrait, videos / f"{emotion}_001.mp4", driver=loudness_driven)
     return videos
 
 

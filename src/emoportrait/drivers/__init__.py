@@ -15,7 +15,14 @@ from ..emotions import EmotionSpec
 
 
 class Driver(Protocol):
-    """What :func:`emoportrait.pipeline.generate` needs from a driver."""
+    """What :func:`emoportrait.pipeline.generate` needs from a driver.
+
+    Attributes:
+        notes: after :meth:`drive`, anything the user should know about how the track
+            was made (e.g. which mouth source was used); ``""`` if nothing.
+    """
+
+    notes: str
 
     def drive(
         self,

@@ -36,6 +36,7 @@ from scipy.sparse.csgraph import shortest_path
 
 from ..errors import InputError
 from ..face.landmarks import GROUPS, N_LANDMARKS, RIGID
+from ..ramps import smoothstep
 
 SIDES = ("right", "left")
 """The subject's sides; "right" is at negative canonical x (image left)."""
@@ -106,7 +107,7 @@ class ActionUnitConfig:
 
 @dataclass(frozen=True)
 class Arcs:
-    """The two halves of a closed contour, split at its leftmost and rightmost points.
+    """The two halves of a closed contour (lids, lips), split at its two corners.
 
     Attributes:
         upper: ``(n,)`` indices from one end to the other, both ends included.
@@ -117,14 +118,23 @@ class Arcs:
     lower: np.ndarray
 
 
-def _split_loop(points: np.ndarray, loop: np.ndarray) -> Arcs:
-    """Split a closed contour at its extreme-x points into its upper and lower arcs."""
-    first, second = sorted((int(np.argmin(points[loop, 0])), int(np.argmax(points[loop, 0]))))
+# Each contour's two corners and a point of its upper half (MediaPipe indices): arcs are
+# found by these labels, not by where the points lie, so crossed lips or lids stay right.
+_CONTOUR_LABELS = {
+    "right_eye": ((33, 133), 159), "left_eye": ((362, 263), 386),
+    "outer_lips": ((61, 291), 0), "inner_lips": ((78, 308), 13),
+}
+
+
+def _split_loop(name: str) -> Arcs:
+    """Split the closed contour ``name`` of :data:`GROUPS` at its corners into its arcs."""
+    loop = GROUPS[name]
+    (one_corner, other_corner), upper_point = _CONTOUR_LABELS[name]
+    first, second = sorted((int(np.flatnonzero(loop == one_corner)[0]),
+                            int(np.flatnonzero(loop == other_corner)[0])))
     one = loop[first:second + 1]
     other = np.concatenate([loop[second:], loop[:first + 1]])
-    if points[one, 1].mean() <= points[other, 1].mean():
-        return Arcs(upper=one, lower=other)
-    return Arcs(upper=other, lower=one)
+    return Arcs(upper=one, lower=other) if upper_point in one else Arcs(upper=other, lower=one)
 
 
 class FaceGeometry:
@@ -156,11 +166,11 @@ class FaceGeometry:
 
     def eye_arcs(self, side: str) -> Arcs:
         """Upper- and lower-lid margins of one eye, each from corner to corner."""
-        return _split_loop(self.points, GROUPS[f"{side}_eye"])
+        return _split_loop(f"{side}_eye")
 
     def lip_arcs(self, contour: str) -> Arcs:
         """Upper and lower halves of the ``"outer_lips"`` or ``"inner_lips"`` contour."""
-        return _split_loop(self.points, GROUPS[contour])
+        return _split_loop(contour)
 
     @cached_property
     def mouth_centre_x(self) -> float:
@@ -201,12 +211,6 @@ class FaceGeometry:
         eyes = np.concatenate([GROUPS["right_eye"], GROUPS["left_eye"]])
         eye_top = self.points[eyes, 1].min()
         return smoothstep((eye_top - self.points[:, 1]) / height)
-
-
-def smoothstep(x: np.ndarray | float) -> np.ndarray:
-    """``3x² - 2x³`` of ``x`` clipped to [0, 1]: a smooth 0 → 1 ramp (same shape as ``x``)."""
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 # ----------------------------------------------------------------- spreading moves
@@ -445,6 +449,14 @@ def lower_lip_lower(
     return spread(geometry, lips, moves, config.lip_sigma, config)
 
 
+def lower_lip_tuck(
+    geometry: FaceGeometry, lift: float, back: float, config: ActionUnitConfig
+) -> np.ndarray:
+    """The lower lip raised by ``lift`` and drawn ``back`` at its centre, as under the upper
+    teeth in /f/ and /v/ (0 at the corners): ``(478, 3)``."""
+    return lower_lip_lower(geometry, (-lift, back), config)
+
+
 def lip_pucker(
     geometry: FaceGeometry, contraction: float, protrusion: float, config: ActionUnitConfig
 ) -> np.ndarray:
@@ -531,11 +543,15 @@ def jaw_weight(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:
     return smoothstep(ratio)
 
 
-def jaw_drop(geometry: FaceGeometry, gap: float, config: ActionUnitConfig) -> np.ndarray:
-    """The jaw lowered so the inner-lip gap (13–14) grows by exactly ``gap``.
+def jaw_move(geometry: FaceGeometry, step: float, config: ActionUnitConfig) -> np.ndarray:
+    """The jaw moved ``step`` down (negative: up) and ``jaw_back_per_down`` as much back,
+    weighted by :func:`jaw_weight`: ``(478, 3)`` displacements."""
+    direction = np.array([0.0, 1.0, config.jaw_back_per_down])
+    return np.outer(jaw_weight(geometry, config), step * direction)
 
-    The jaw's points move down and ``jaw_back_per_down`` back, weighted by
-    :func:`jaw_weight`.
+
+def jaw_drop(geometry: FaceGeometry, gap: float, config: ActionUnitConfig) -> np.ndarray:
+    """The jaw lowered (:func:`jaw_move`) so the inner-lip gap (13–14) grows by exactly ``gap``.
 
     Returns:
         ``(478, 3)`` displacements.
@@ -547,7 +563,7 @@ def jaw_drop(geometry: FaceGeometry, gap: float, config: ActionUnitConfig) -> np
     b = 2.0 * (lip_gap @ direction)
     c = lip_gap @ lip_gap - (np.linalg.norm(lip_gap) + gap) ** 2
     step = (-b + np.sqrt(b * b - 4.0 * a * c)) / (2.0 * a)
-    return np.outer(jaw_weight(geometry, config), step * direction)
+    return jaw_move(geometry, step, config)
 
 
 def _au26(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:

@@ -72,6 +72,7 @@ class LearnedDriver:
         for module in (self.encoders, self.network, self.subject):
             module.to(self.device).eval()
         self.emotion_audio = emotion_audio
+        self.notes = ""
 
     @torch.no_grad()
     def _encode(self, windows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

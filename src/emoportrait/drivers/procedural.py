@@ -1,18 +1,19 @@
-"""A training-free driver: mouth from the speech signal, emotion from FACS prototypes.
+"""A training-free driver: mouth from the speech's phones, emotion from FACS prototypes.
 
 :class:`ProceduralDriver` builds the expression track from three parts, all in the
 canonical face frame (y down, "up" is negative y) and all built on the identity
 face (see :mod:`.action_units`):
 
-* **Mouth.** Per output frame ``i`` (covering ``[i/fps, (i+1)/fps)``):
-  the jaw opening in [0, 1] follows the frame's loudness in dB above the clip's
-  silence level, normalised to its loud level, through a knee and a compressive
-  curve (:func:`mouth_opening_track`); lip rounding in [-1, 1] follows the balance
-  of second-formant to first-formant band energy (little F2-band energy, as in
-  /u/ /o/: rounded; much, as in /i/ /e/: spread; :func:`lip_rounding_track`).
-  Both are smoothed by a zero-phase Gaussian filter (:func:`smooth`) and faded to
-  exactly 0 on the frames :func:`emoportrait.audio.silence_mask` calls silent, so
-  the mouth keeps the identity's inner-lip gap there.
+* **Mouth** (:func:`mouth_track`). The speech's phones are recognised
+  (:mod:`emoportrait.phones`) and turned into visemes with coarticulation
+  (:mod:`.visemes`): the jaw opens on vowels, the lips seal on /p b m/, the lower lip
+  tucks under the teeth on /f v/, the lips round on /u o w/ and spread on /i e/.
+  Where no plausible phones are found (music, noise) the *spectral* mouth is used:
+  the jaw opening follows the frame's loudness (:func:`mouth_opening_track`) and the
+  rounding the balance of second- to first-formant band energy
+  (:func:`lip_rounding_track`). :attr:`ProceduralDriver.notes` says which was used.
+  Either way the mouth is at rest on the frames
+  :func:`emoportrait.audio.silence_mask` calls silent.
 * **Emotion.** Each emotion is a weighted set of action units (``prototypes``); a
   mixture adds its emotions' AU fields by intensity. The field is scaled by an
   envelope (:func:`emotion_envelope`): onset and offset ramps and a slow, seeded,
@@ -36,6 +37,8 @@ from ..audio import AudioConfig, frame_count, frame_loudness, silence_mask
 from ..emotions import EMOTIONS, EmotionSpec
 from ..errors import InputError
 from ..face.landmarks import N_LANDMARKS
+from ..phones import PhoneConfig, RecognitionFailed, recognise_phones
+from ..ramps import smoothstep
 from .action_units import (
     ACTION_UNITS,
     ActionUnitConfig,
@@ -46,9 +49,13 @@ from .action_units import (
     jaw_drop,
     lip_pucker,
     lip_stretch,
-    smoothstep,
+    lower_lip_tuck,
     upper_lip_raise,
 )
+from .visemes import MouthTrack, VisemeConfig, viseme_track
+
+MOUTH_SOURCES = ("auto", "visemes", "spectral")
+"""``ProceduralConfig.mouth``: visemes when phones are recognised (auto), always, or never."""
 
 # FACS prototypes: AU weights of each emotion at intensity 1 (after Ekman & Friesen's EMFACS).
 _PROTOTYPES: dict[str, dict[str, float]] = {
@@ -70,12 +77,20 @@ def _default_prototypes() -> dict[str, dict[str, float]]:
 class ProceduralConfig:
     """Numbers of the procedural driver (canonical units, seconds, Hz)."""
 
-    # Mouth opening from loudness.
+    mouth: str = "auto"              # one of MOUTH_SOURCES
+    visemes: VisemeConfig = field(default_factory=VisemeConfig)
+    phones: PhoneConfig = field(default_factory=PhoneConfig)
+    # Mouth amplitudes, for either mouth source.
+    jaw_open_gap: float = 0.28       # inner-lip gap the jaw adds at full opening
+    upper_lip_lift: float = 0.03     # the upper lip's rise at full opening (adds to the gap)
+    tuck_lift: float = 0.015         # /f v/: the lower lip's rise toward the upper teeth
+    tuck_back: float = 0.03          # ... and its move back under them
+    tuck_teeth_show: float = 0.02    # ... while the upper lip lifts to show the teeth' edges
+    # Spectral mouth: opening from loudness.
     loud_percentile: float = 95.0    # percentile of the frame loudness taken as "loud" (opening 1)
     knee: float = 0.35               # fraction of the silence→loud dB range with the jaw still shut
     opening_exponent: float = 0.7    # < 1: compressive curve from dB above the knee to opening
-    jaw_open_gap: float = 0.28       # inner-lip gap the jaw adds at full opening
-    upper_lip_lift: float = 0.03     # the upper lip's rise at full opening (adds to the gap)
+    spectral_opening: float = 0.6    # the loudest frames open this fraction of jaw_open_gap
     smoothing_s: float = 0.035       # std of the zero-phase Gaussian smoother (FWHM 82 ms; 0: off)
     speech_ramp_s: float = 0.08      # mouth motion fades in/out over this time next to silence
     # Lip rounding from the spectral balance.
@@ -113,6 +128,9 @@ class ProceduralConfig:
             if not getattr(self, name) > 0:
                 raise InputError(f"procedural driver setting {name}={getattr(self, name)!r} "
                                  "must be positive")
+        if self.mouth not in MOUTH_SOURCES:
+            raise InputError(f"procedural driver mouth '{self.mouth}' is unknown; "
+                             f"choose from {', '.join(MOUTH_SOURCES)}")
         if not (0.0 <= self.knee < 1.0 and 0.0 <= self.blink_lower_share <= 1.0
                 and self.smoothing_s >= 0):
             raise InputError("procedural driver settings need 0 <= knee < 1, "
@@ -301,6 +319,51 @@ def lip_rounding_track(
     return smooth(rounding, fps, config.smoothing_s) * gate
 
 
+def mouth_track(
+    speech: np.ndarray,
+    n_frames: int,
+    fps: float,
+    config: ProceduralConfig = ProceduralConfig(),
+    audio: AudioConfig = AudioConfig(),
+) -> MouthTrack:
+    """The mouth's articulation on each frame: from visemes, or from the spectrum.
+
+    With ``config.mouth`` ``"auto"`` the phones are recognised and turned into visemes
+    (:func:`.visemes.viseme_track`); if recognition fails, the spectral tracks
+    (:func:`mouth_opening_track` times ``spectral_opening``, :func:`lip_rounding_track`)
+    are used, and ``source`` says why. ``"visemes"`` raises :class:`InputError` instead
+    of falling back; ``"spectral"`` skips recognition. Silent speech gives the rest mouth.
+
+    Args:
+        speech: ``(S,)`` float samples at ``audio.sample_rate`` (16 kHz).
+        n_frames: T, output frames.
+        fps: Output frame rate.
+        config: Driver settings.
+        audio: Audio settings (``fps`` is replaced by ``fps``).
+    """
+    silent, _ = _frame_audio(speech, n_frames, fps, audio)
+    rest = np.zeros(n_frames)
+    if silent.all():
+        return MouthTrack(rest, rest, rest, "rest (the speech is silent)")
+    reason = "chosen"
+    if config.mouth != "spectral":
+        try:
+            timing = recognise_phones(speech, config.phones)
+        except RecognitionFailed as exc:
+            if config.mouth == "visemes":
+                raise InputError(f"no speech recognised for the viseme mouth ({exc}); "
+                                 "use the spectral mouth instead") from None
+            reason = f"no speech recognised: {exc}"
+        else:
+            opening, width, tuck = viseme_track(timing.phones, n_frames, fps, config.visemes)
+            gate = speech_gate(silent, fps, config.speech_ramp_s)
+            return MouthTrack(opening * gate, width * gate, tuck * gate,
+                              f"visemes from {timing.describe()}")
+    opening = config.spectral_opening * mouth_opening_track(speech, n_frames, fps, config, audio)
+    rounding = lip_rounding_track(speech, n_frames, fps, config, audio)
+    return MouthTrack(opening, -rounding, rest, f"spectral ({reason})")
+
+
 # --------------------------------------------------------------------- emotion
 
 
@@ -393,12 +456,15 @@ def blink_track(
 
 
 class ProceduralDriver:
-    """Training-free :class:`~emoportrait.drivers.Driver`: speech acoustics + FACS + blinks.
+    """Training-free :class:`~emoportrait.drivers.Driver`: speech phones + FACS + blinks.
 
     Args:
         config: Driver settings.
         action_units: Amplitudes and falloffs of the action units.
         audio: Audio settings for loudness, silence and spectra.
+
+    Attributes:
+        notes: after :meth:`drive`, which mouth source was used (see :func:`mouth_track`).
     """
 
     def __init__(
@@ -410,6 +476,7 @@ class ProceduralDriver:
         self.config = config
         self.action_units = action_units
         self.audio = audio
+        self.notes = ""
 
     def drive(
         self,
@@ -440,24 +507,26 @@ class ProceduralDriver:
         return track.reshape(n_frames, N_LANDMARKS, 3)
 
     def _coefficients(self, speech: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
-        """``(T, 6)`` per-frame weights of the fields of :meth:`_basis`, in that order."""
+        """``(T, 7)`` per-frame weights of the fields of :meth:`_basis`, in that order."""
         config = self.config
-        opening = mouth_opening_track(speech, n_frames, fps, config, self.audio)
-        rounding = lip_rounding_track(speech, n_frames, fps, config, self.audio)
+        mouth = mouth_track(speech, n_frames, fps, config, self.audio)
+        self.notes = f"mouth: {mouth.source}"
         envelope = emotion_envelope(n_frames, fps, config)
         closure = blink_track(n_frames, fps, config)
-        return np.stack([opening, np.maximum(rounding, 0.0), np.maximum(-rounding, 0.0),
-                         envelope, -envelope * closure, closure], axis=1)
+        return np.stack([mouth.opening, np.maximum(-mouth.width, 0.0), np.maximum(mouth.width, 0.0),
+                         mouth.tuck, envelope, -envelope * closure, closure], axis=1)
 
     def _basis(self, emotion: EmotionSpec, geometry: FaceGeometry) -> np.ndarray:
-        """``(6, 478, 3)`` fields: jaw opening, pucker, spread, emotion, emotion on the
-        lids (removed as they close), closed lids."""
+        """``(7, 478, 3)`` fields: jaw opening, pucker, spread, lower lip tucked, emotion,
+        emotion on the lids (removed as they close), closed lids."""
         config, units = self.config, self.action_units
         opening = (jaw_drop(geometry, config.jaw_open_gap, units)
                    + upper_lip_raise(geometry, config.upper_lip_lift, units))
         pucker = lip_pucker(geometry, config.pucker_contraction, config.pucker_protrusion, units)
         spread = lip_stretch(geometry, config.spread_stretch, 0.0, units)
+        tuck = (lower_lip_tuck(geometry, config.tuck_lift, config.tuck_back, units)
+                + upper_lip_raise(geometry, config.tuck_teeth_show, units))
         expression = emotion_field(emotion, geometry, config, units)
         on_lids = expression * eye_weight(geometry, units)[:, None]
         closed = blink_field(geometry, config.blink_lower_share, units)
-        return np.stack([opening, pucker, spread, expression, on_lids, closed])
+        return np.stack([opening, pucker, spread, tuck, expression, on_lids, closed])
