@@ -136,7 +136,7 @@ def _run_generate(speech: Path, target: Path, output: Path, args: argparse.Names
     emotion = parse_emotion(args.emotion, args.intensity)
     renderer = _renderer(args)
     size = args.size if args.size or renderer is None else renderer.size[1]  # a neural renderer's trained height
-    config = GenerateConfig(size=size, seed=args.seed)
+    config = GenerateConfig(size=size, seed=args.seed, keep_expression=args.keep_expression)
     summary = generate(speech, emotion, target, output, driver=_driver(args), renderer=renderer,
                        config=config, progress=True)
     print(summary.describe())
@@ -172,6 +172,8 @@ def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> No
     parser.add_argument("--size", type=int,
                         help="output height in pixels (default: the target's; a neural renderer's trained height)")
     parser.add_argument("--seed", type=int, default=0, help="seed of idle motion and blinks")
+    parser.add_argument("--keep-expression", action="store_true",
+                        help="keep the target's own expression (e.g. its smile) under the driven one")
     parser.add_argument("--driver", choices=["procedural", "learned"], default="procedural",
                         help="procedural (training-free, default) or learned (EVP networks, needs --weights)")
     parser.add_argument("--weights", type=Path, help="audio2lm run of the learned driver")

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import alignment, audio, media, tracking
+from .neutralise import neutralise
 from .drivers import Driver
 from .drivers.procedural import ProceduralDriver
 from .emotions import EmotionSpec
@@ -50,11 +51,14 @@ class GenerateConfig:
             ``None`` keeps the target's resolution.
         idle_motion_deg: head sway of a still portrait, degrees at most.
         seed: seeds the idle motion (blinks are seeded by the driver).
+        keep_expression: keep the target's own expression (an open or smiling mouth)
+            under the driven one instead of neutralising it first (:mod:`.neutralise`).
     """
 
     size: int | None = None
     idle_motion_deg: float = 1.5
     seed: int = 0
+    keep_expression: bool = False
 
     def __post_init__(self) -> None:
         if self.size is not None and not 64 <= self.size <= 4096:
@@ -71,14 +75,16 @@ class GenerateSummary:
     size: tuple[int, int]
     emotion: str
     timings: dict[str, float] = field(default_factory=dict)
+    notes: str = ""
 
     def describe(self) -> str:
         total = sum(self.timings.values())
         stages = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.timings.items())
         duration = self.n_frames / self.fps
+        notes = f"\n  {self.notes}" if self.notes else ""
         return (f"wrote {self.output}: {self.n_frames} frames ({duration:.2f} s at {self.fps:g} fps), "
                 f"{self.size[0]}x{self.size[1]}, {self.emotion}; {total:.1f} s "
-                f"({duration / total:.2f}x real time: {stages})")
+                f"({duration / total:.2f}x real time: {stages}){notes}")
 
 
 def _resize(frame: np.ndarray, height: int | None) -> np.ndarray:
@@ -157,6 +163,8 @@ def generate(
                          total=len(frames), progress=progress)
     target_face = tracking.analyse(track)
     identity = alignment.rest_identity(target_face)
+    if not config.keep_expression:
+        identity = neutralise(identity)
     schedule = alignment.pingpong_schedule(len(frames), n_frames)
     if info.is_image:
         pose = alignment.idle_pose(target_face.pose, n_frames, fps, config.idle_motion_deg, config.seed)
@@ -179,4 +187,4 @@ def generate(
     lap("encode")
     height, width = frames[0].shape[:2]
     return GenerateSummary(output, n_frames, fps, (width + width % 2, height + height % 2),
-                           emotion.describe(), timings)
+                           emotion.describe(), timings, getattr(driver, "notes", ""))

@@ -1,0 +1,84 @@
+"""The target's own expression, measured on its identity face and taken off it.
+
+The driver adds speech and emotion to the target's *identity* face. If that face
+already shows an expression (a portrait with an open, smiling mouth), the driven
+one would add to it. :func:`neutralise` measures the expression on the identity
+and returns the identity with it removed, as displacements built from the same
+action units the driver uses (:mod:`.drivers.action_units`):
+
+* **open mouth**: the lips are closed (the jaw rises, the upper lip comes down a
+  little, the rest of the inner-lip contour is sealed);
+
+All in the canonical face frame (see :mod:`.drivers.action_units`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .drivers.action_units import ActionUnitConfig, FaceGeometry, jaw_move, spread
+
+_LOWER_MIDDLE = 14  # lower inner-lip midpoint
+
+
+@dataclass(frozen=True)
+class NeutraliseConfig:
+    """How far :func:`neutralise` goes (canonical units)."""
+
+    closed_gap: float = 0.01       # inner-lip height (13 to 14) of closed lips; wider mouths are closed
+    upper_lip_share: float = 0.25  # share of the closing done by the upper lip (the jaw does the rest)
+
+
+def close_lips(geometry: FaceGeometry, config: NeutraliseConfig = NeutraliseConfig(),
+               units: ActionUnitConfig = ActionUnitConfig()) -> np.ndarray:
+    """``(478, 3)`` displacement that closes an open mouth, leaving a ``closed_gap`` slit.
+
+    At each point of the lips, the gap is the height (y) of the lower inner lip below
+    the upper one at that x, less ``closed_gap`` (negative where pressed lips were
+    tracked crossing each other: those are parted to the slit). The upper lip (inner and outer contour)
+    comes down by ``upper_lip_share`` of it and the lower lip rises by the rest, so the
+    inner contours meet and both lips keep their thickness; the skin around follows.
+    The jaw (:func:`~.drivers.action_units.jaw_move`) rises by the lower lip's rise at
+    its middle, carrying the chin; the lip's own moves make up the rest toward the corners. 
+    """
+    inner, outer = geometry.lip_arcs("inner_lips"), geometry.lip_arcs("outer_lips")
+    points = geometry.points
+
+    def height(arc: np.ndarray, x: np.ndarray) -> np.ndarray:
+        order = np.argsort(points[arc, 0])
+        return np.interp(x, points[arc[order], 0], points[arc[order], 1])
+
+    def gap_at(indices: np.ndarray) -> np.ndarray:
+        x = points[indices, 0]
+        return height(inner.lower, x) - height(inner.upper, x) - config.closed_gap
+
+    corners = np.concatenate([arc[[0, -1]] for arc in (inner.upper, outer.upper)])
+    sides = [np.unique(np.concatenate(arcs)) for arcs in ((inner.upper, outer.upper), (inner.lower, outer.lower))]
+    nearest = [geometry.distances[np.setdiff1d(side, corners)].min(axis=0) for side in sides]
+    below = nearest[1] < nearest[0]  # each point follows the lip it is closer to (corners stay)
+    upper, lower = sides
+    rise = (1.0 - config.upper_lip_share) * gap_at(lower)   # how far each lower-lip point must rise
+    middle = float(np.interp(points[_LOWER_MIDDLE, 0], points[lower, 0], rise))
+    jaw = jaw_move(geometry, -middle, units)                 # the jaw carries the chin up
+    moves = np.zeros((len(lower), 3))
+    moves[:, 1] = -rise - jaw[lower, 1]                      # the lip's own share, around the corners
+    lower_field = jaw + spread(geometry, lower, moves, units.lip_sigma, units)
+    moves = np.zeros((len(upper), 3))
+    moves[:, 1] = config.upper_lip_share * gap_at(upper)
+    upper_field = spread(geometry, upper, moves, units.lip_sigma, units)
+    return np.where(below[:, None], lower_field, upper_field)
+
+
+def neutralise(identity: np.ndarray, config: NeutraliseConfig = NeutraliseConfig()) -> np.ndarray:
+    """The identity face with its own expression removed (see the module docstring).
+
+    Args:
+        identity: ``(478, 3)`` canonical face of the target.
+
+    Returns:
+        ``(478, 3)`` float64 neutral identity.
+    """
+    geometry = FaceGeometry(identity)
+    return geometry.points + close_lips(geometry, config)

@@ -1,0 +1,43 @@
+"""neutralise: the target's own open mouth is closed before the driven one is added."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emoportrait import face, tracking
+from emoportrait.drivers.action_units import ActionUnitConfig, FaceGeometry, jaw_drop
+from emoportrait.neutralise import NeutraliseConfig, neutralise
+
+INNER_PAIRS = [(82, 87), (13, 14), (312, 317)]   # upper/lower inner-lip points across the mouth
+OUTER_PAIRS = [(0, 13), (14, 17)]                # lip thickness: outer to inner, upper and lower
+
+
+@pytest.fixture(scope="module")
+def closed(portrait) -> np.ndarray:
+    """The astronaut's face, canonical, with its (smiling, open) mouth closed."""
+    identity = tracking.analyse(face.track_frames([portrait], fps=None)).reference
+    return neutralise(identity)
+
+
+def gaps(points: np.ndarray, pairs) -> np.ndarray:
+    return np.array([points[b, 1] - points[a, 1] for a, b in pairs])
+
+
+def test_an_open_mouth_closes_to_a_slit_and_lips_keep_their_thickness(closed):
+    opened = closed + jaw_drop(FaceGeometry(closed), 0.25, ActionUnitConfig())
+    result = neutralise(opened)
+    assert gaps(opened, INNER_PAIRS).min() > 0.1
+    np.testing.assert_allclose(gaps(result, INNER_PAIRS), NeutraliseConfig().closed_gap, atol=0.004)
+    np.testing.assert_allclose(gaps(result, OUTER_PAIRS), gaps(opened, OUTER_PAIRS), rtol=0.15)
+    upper_face = np.concatenate([face.GROUPS[name] for name in ("left_eye", "right_eye", "left_brow", "right_brow")])
+    np.testing.assert_allclose(result[upper_face], opened[upper_face], atol=1e-6)
+    assert result[152, 1] < opened[152, 1] - 0.1   # the chin came up with the lower lip
+
+
+def test_a_closed_mouth_stays_and_crossed_lips_part(closed):
+    np.testing.assert_allclose(neutralise(closed), closed, atol=0.01)
+    crossed = closed.copy()
+    crossed[[87, 14, 317], 1] -= 0.03   # pressed lips, tracked crossing each other
+    assert gaps(crossed, INNER_PAIRS).max() < 0
+    np.testing.assert_allclose(gaps(neutralise(crossed), INNER_PAIRS), NeutraliseConfig().closed_gap, atol=0.004)
