@@ -23,12 +23,12 @@ resampled (bilinear, reflected at the frame border); every other pixel — the
 whole frame outside the anchor ring in particular — is copied unchanged, and
 ``render(frame, L, L)`` returns the frame exactly.
 
-Where the target mouth opens wider than the source mouth, the warp can only
-stretch the thin source lip gap; the inside of the target inner-lip contour is
-then painted instead with a synthetic mouth interior (a dark cavity and, with
-:attr:`WarpConfig.teeth`, an upper teeth band), blended in through a feathered
-mask with a weight that grows continuously with the extra opening (see
-:func:`fill_weight`), so a smoothly opening mouth gives smoothly changing frames.
+Inside the driven mouth the warp would only stretch what the frame shows there
+(teeth pulled into stripes, or a thin line pulled open), so the interior is painted
+by :class:`~emoportrait.render.mouth.MouthPainter`: the target's own (or the
+bundled) teeth hanging from the upper lip over a dark cavity in the target's colours.
+It covers the driven inner-lip contour and every output pixel the warp fetched
+from inside the frame's own inner lips (what a closing mouth squeezes together).
 """
 
 from __future__ import annotations
@@ -38,24 +38,26 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from matplotlib.path import Path
 from scipy.spatial import Delaunay
 from threadpoolctl import ThreadpoolController
 
-from ..face.landmarks import GROUPS
+from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
 
-__all__ = ["WarpConfig", "WarpRenderer", "anchor_ring", "face_size", "fill_weight"]
+from ..face.landmarks import GROUPS
+from .mouth import LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip
+from .mouth_bank import BankConfig, MouthBank
+
+__all__ = ["WarpConfig", "WarpRenderer", "anchor_ring", "face_size"]
 
 N_MESH = 468
 """Mesh points used by the warp (indices ``0 .. 467``; the iris points are not used)."""
 
 _INNER_LIPS = GROUPS["inner_lips"]
-_UPPER_LIP_MID, _LOWER_LIP_MID = 13, 14  # inner-lip midpoints
-_MOUTH_LEFT, _MOUTH_RIGHT = 78, 308      # inner mouth corners (image left, image right)
+_FACE_OVAL = GROUPS["face_oval"]
+_OUTER_LIPS = GROUPS["outer_lips"]
 _SUBPIXEL_BITS = 4                       # fixed-point bits for OpenCV polygon rasterising
-_CAVITY_BOTTOM_SHADE = 0.4               # the cavity darkens by this much toward its bottom
-_CAVITY_CENTRE_SHADE = 0.45              # ... and by this much toward its centre line
-_TEETH_CORNER_SHADE = 0.25               # teeth darken by this much toward the mouth corners
-_TEETH_EDGE_SHADE = 0.15                 # ... and by this much toward their lower edge
+_TEETH_CANDIDATES = 8                    # a video's most open frames tried for the teeth to show
 
 
 @dataclass(frozen=True)
@@ -64,16 +66,15 @@ class WarpConfig:
     (:func:`face_size`, about the geometric mean of the face oval's width and height)."""
 
     margin: float = 0.35                 # deformable band around the face; beyond it the frame is untouched
-    feather_px: float | None = None      # Gaussian sigma of the mouth-interior mask edge; None: feather_fraction
-    teeth: bool = True                   # synthesise an upper teeth band in a newly opened mouth
     ring_points: int = 48                # anchor points on the ring around the face
-    feather_fraction: float = 0.015      # default feather_px, fraction of the face size
-    open_tolerance: float = 0.01         # extra opening (height, fraction of the face size) ignored
-    full_fill_fraction: float = 0.5      # interior fully synthetic once this fraction of the target opening is new
-    teeth_fraction: float = 0.35         # teeth band height, fraction of the mouth opening at its middle
-    teeth_max_fraction: float = 0.2      # ... at most this fraction of the inner mouth width
-    cavity_rgb: tuple[int, int, int] = (105, 40, 36)   # cavity colour at its brightest (upper corners)
-    teeth_rgb: tuple[int, int, int] = (240, 233, 216)  # teeth colour at their brightest (middle, top)
+    mouth: MouthConfig = MouthConfig()   # the painted interior
+    repaint_change: float = 0.08         # the interior is fully painted once the inner lips change by
+                                         # this (mouth widths, RMS); less change keeps the frame's own
+    bank: BankConfig = BankConfig()      # a video target's own mouths
+    paste_margin: float = 0.12           # a retrieved mouth brings the skin this far (mouth widths) around it
+    paste_feather: float = 0.05          # ... fading out over this (Gaussian sigma, mouth widths)
+    shading_sigma: float = 0.3           # it takes the output's shading, smoothed over this (mouth widths)
+    max_shading: float = 60.0            # ... changing no pixel by more than this (grey levels)
 
 
 def _polygon_area(points: np.ndarray) -> float:
@@ -102,18 +103,6 @@ def anchor_ring(source: np.ndarray, target: np.ndarray, margin_px: float, count:
     return centre + (reach + margin_px)[:, None] * directions
 
 
-def _rasterise(polygons: np.ndarray, shape: tuple[int, int], line: int) -> np.ndarray:
-    """Fill polygons ``(M, K, 2)`` (pixels of the mask) into a ``shape`` uint8 0/255 mask.
-
-    Vertices keep sub-pixel precision; ``line`` is ``cv2.LINE_8`` or ``cv2.LINE_AA``.
-    Polygons must not overlap (overlaps cancel out, as in an even-odd fill).
-    """
-    mask = np.zeros(shape, np.uint8)
-    points = np.round(polygons * (1 << _SUBPIXEL_BITS)).astype(np.int32)
-    cv2.fillPoly(mask, list(points), 255, line, _SUBPIXEL_BITS)
-    return mask
-
-
 def _clipped_box(points: np.ndarray, pad: float, width: int, height: int) -> tuple[int, int, int, int]:
     """Integer box ``(x0, y0, x1, y1)`` (x1, y1 exclusive) around ``points`` ``(K, 2)``,
     padded by ``pad`` pixels and clipped to the frame; empty when x1 <= x0 or y1 <= y0."""
@@ -122,184 +111,135 @@ def _clipped_box(points: np.ndarray, pad: float, width: int, height: int) -> tup
     return max(low[0], 0), max(low[1], 0), min(high[0], width), min(high[1], height)
 
 
-def _displacement_coefficients(triangulation: Delaunay, displacement: np.ndarray) -> np.ndarray:
-    """Per-triangle affine displacement ``(T, 2, 3)`` float32 from vertex displacements ``(N, 2)``.
+def _tessellation_faces() -> np.ndarray:
+    """``(F, 3)`` triangles of MediaPipe's face-mesh tessellation (its 3-cliques), with the
+    eyes filled by a fan of their contour; the mouth is left open."""
+    edges = {tuple(sorted(edge)) for edge in FACEMESH_TESSELATION}
+    neighbours: dict[int, set[int]] = {}
+    for a, b in edges:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    faces = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
+    for eye in (GROUPS["right_eye"], GROUPS["left_eye"]):
+        faces |= {(eye[0], eye[i], eye[i + 1]) for i in range(1, len(eye) - 1)}
+    return np.array(sorted(faces), np.int64)
 
-    Row ``c`` of triangle ``t`` gives ``d_c(x, y) = a x + b y + e`` (pixels), the linear
-    interpolation of its vertices' displacements. Triangles whose vertices do not move get
-    exact zeros; degenerate (zero-area) triangles, which hold no pixel, get zeros too.
+
+_MESH_FACES = _tessellation_faces()
+
+
+def _triangles(target: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """``(F, 3)`` triangles over ``concat(target mesh, anchors)``: the mesh's own faces, and a
+    Delaunay triangulation of the band between the face oval and the anchors."""
+    oval = target[_FACE_OVAL]
+    band_points = np.concatenate([oval, anchors])
+    band = Delaunay(band_points).simplices
+    outside = ~Path(oval).contains_points(band_points[band].mean(axis=1))
+    labels = np.concatenate([_FACE_OVAL, len(target) + np.arange(len(anchors))])
+    return np.concatenate([labels[band[outside]], _MESH_FACES])
+
+
+def _backward_maps(target: np.ndarray, source: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(F, 2, 3)`` float64 affine maps taking output pixels of each triangle (``target``
+    vertices) to frame pixels (``source`` vertices); NaN for degenerate triangles."""
+    corners = np.concatenate([target[faces], np.ones((len(faces), 3, 1))], axis=2)  # (F, 3, 3)
+    area = np.linalg.det(corners)
+    maps = np.full((len(faces), 2, 3), np.nan)
+    good = np.abs(area) > 1e-6
+    maps[good] = np.transpose(np.linalg.solve(corners[good], source[faces[good]]), (0, 2, 1))
+    return maps
+
+
+def _face_index(points: np.ndarray, faces: np.ndarray, origin: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``shape`` int32 image: the index of the triangle covering each box pixel, -1 for none.
+
+    Triangles are rasterised in order (later ones win where they overlap)."""
+    index = np.full(shape, -1, np.int32)
+    corners = np.round((points[faces] - origin) * (1 << _SUBPIXEL_BITS)).astype(np.int32)
+    for k, triangle in enumerate(corners):
+        cv2.fillConvexPoly(index, triangle, int(k), cv2.LINE_8, _SUBPIXEL_BITS)
+    return index
+
+
+def _mouth_faces() -> np.ndarray:
+    """``(F, 3)`` triangles filling the inner-lip contour: a strip between the upper and
+    the lower inner lip, both taken from the image-left corner to the right one."""
+    upper, lower = UPPER_CHAIN[::-1], LOWER_CHAIN  # both from 78 to 308
+    faces = [(upper[i], upper[i + 1], lower[i]) for i in range(len(upper) - 1)]
+    faces += [(upper[i + 1], lower[i + 1], lower[i]) for i in range(len(upper) - 1)]
+    return np.array([face for face in faces if len(set(face)) == 3], np.int64)
+
+
+_MOUTH_FACES = _mouth_faces()
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the output pixels of one frame lie on the target mesh.
+
+    Attributes:
+        box: ``(x0, y0, x1, y1)`` the pixels covered (the anchor ring's box on the frame).
+        points: ``(N_MESH + A, 2)`` target mesh points, then the fixed anchors.
+        faces: ``(F, 3)`` triangles over ``points``.
+        index: ``(y1 - y0, x1 - x0)`` int32, the triangle of each box pixel (-1: none).
     """
-    barycentric = triangulation.transform  # (T, 3, 2): b[:2] = M @ (p - r), r the last vertex
-    vertex = displacement[triangulation.simplices]  # (T, 3, 2)
-    relative = vertex[:, :2] - vertex[:, 2:3]  # (T, 2 vertices, 2 coords)
-    linear = np.einsum("tic,tij->tcj", relative, barycentric[:, :2])
-    offset = vertex[:, 2] - np.einsum("tcj,tj->tc", linear, barycentric[:, 2])
-    coefficients = np.concatenate([linear, offset[:, :, None]], axis=2)
-    return np.nan_to_num(coefficients, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+    box: tuple[int, int, int, int]
+    points: np.ndarray
+    faces: np.ndarray
+    index: np.ndarray
 
 
-def _moving_mask(
-    triangulation: Delaunay, displacement: np.ndarray, origin: np.ndarray, shape: tuple[int, int]
-) -> np.ndarray:
-    """``shape`` bool mask (box pixels, box corner at ``origin`` ``(2,)``) of the triangles
-    with a moving vertex, grown by one pixel so rasterisation never misses an edge pixel."""
-    moving = np.any(displacement[triangulation.simplices] != 0, axis=(1, 2))
-    mask = _rasterise(triangulation.points[triangulation.simplices[moving]] - origin, shape, cv2.LINE_8)
-    return cv2.dilate(mask, np.ones((3, 3), np.uint8)).astype(bool)
-
-
-def _warp(frame: np.ndarray, out: np.ndarray, source: np.ndarray, target: np.ndarray,
-          ring: np.ndarray) -> None:
-    """Write into ``out`` the frame warped so that mesh points go from ``source`` to ``target``.
-
-    ``source``, ``target``: ``(N_MESH, 2)`` pixels; ``ring``: ``(K, 2)`` fixed anchor pixels.
-    Only pixels of triangles with a moving vertex (all inside the ring) are written.
-    """
-    height, width = frame.shape[:2]
-    x0, y0, x1, y1 = _clipped_box(ring, 0.0, width, height)
+def _layout(target: np.ndarray, ring: np.ndarray, shape: tuple[int, int]) -> _Layout | None:
+    """The :class:`_Layout` of ``(N_MESH, 2)`` target pixels inside the fixed ``(K, 2)``
+    ``ring`` on a frame of ``shape`` ``(H, W)``; None if the ring is off the frame."""
+    x0, y0, x1, y1 = _clipped_box(ring, 0.0, shape[1], shape[0])
     if x1 <= x0 or y1 <= y0:
-        return
+        return None
     low, high = ring.min(axis=0) - 1.0, ring.max(axis=0) + 1.0
-    corners = np.array([low, [high[0], low[1]], high, [low[0], high[1]]])
-    triangulation = Delaunay(np.concatenate([target, ring, corners]))
-    displacement = np.zeros_like(triangulation.points)
-    displacement[:N_MESH] = source - target
-    mask = _moving_mask(triangulation, displacement, np.array([x0, y0]), (y1 - y0, x1 - x0))
-    rows, cols = np.nonzero(mask)  # all inside the triangulation, which covers the ring's box
-    pixels = np.column_stack([cols + x0, rows + y0]).astype(np.float32)
-    coefficients = _displacement_coefficients(triangulation, displacement)[
-        triangulation.find_simplex(pixels)]  # (P, 2, 3)
-    shift = np.einsum("pcj,pj->pc", coefficients[:, :, :2], pixels) + coefficients[:, :, 2]
+    anchors = np.concatenate([ring, [low, [high[0], low[1]], high, [low[0], high[1]]]])
+    points = np.concatenate([target, anchors])
+    faces = np.concatenate([_triangles(target, anchors), _MOUTH_FACES])
+    corners = points[faces]
+    inside = ((corners[..., 0].max(axis=1) >= x0) & (corners[..., 0].min(axis=1) < x1)
+              & (corners[..., 1].max(axis=1) >= y0) & (corners[..., 1].min(axis=1) < y1))
+    faces = faces[inside]
+    index = _face_index(points, faces, np.array([x0, y0], np.float64), (y1 - y0, x1 - x0))
+    return _Layout((x0, y0, x1, y1), points, faces, index)
+
+
+def _warp(frame: np.ndarray, out: np.ndarray, source: np.ndarray, layout: _Layout,
+          region: tuple[int, int, int, int] | None = None) -> None:
+    """Write into ``out`` the frame warped so that its mesh points ``source`` ``(N_MESH, 2)``
+    go to the layout's target points (the inside of the inner lips too).
+
+    Only pixels of triangles with a moving vertex are written; with ``region``
+    ``(x0, y0, x1, y1)``, only those inside it.
+    """
+    x0, y0, x1, y1 = layout.box
+    if region is not None:
+        x0, y0, x1, y1 = max(x0, region[0]), max(y0, region[1]), min(x1, region[2]), min(y1, region[3])
+        if x1 <= x0 or y1 <= y0:
+            return
+    index = layout.index[y0 - layout.box[1]:y1 - layout.box[1], x0 - layout.box[0]:x1 - layout.box[0]]
+    source_points = layout.points.copy()
+    source_points[:N_MESH] = source
+    maps = _backward_maps(layout.points, source_points, layout.faces)
+    moving = (np.any(layout.points[layout.faces] != source_points[layout.faces], axis=(1, 2))
+              & np.isfinite(maps[:, 0, 0]))
+    rows, cols = np.nonzero(index >= 0)
+    chosen = index[rows, cols]
+    keep = moving[chosen]
+    rows, cols, chosen = rows[keep], cols[keep], chosen[keep]
+    pixels = np.column_stack([cols + float(x0), rows + float(y0), np.ones(len(rows))])
+    fetched = np.einsum("pcj,pj->pc", maps[chosen], pixels).astype(np.float32)
     map_x, map_y = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    map_x[rows, cols] += shift[:, 0]
-    map_y[rows, cols] += shift[:, 1]
+    map_x[rows, cols] = fetched[:, 0]
+    map_y[rows, cols] = fetched[:, 1]
     warped = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    np.copyto(out[y0:y1, x0:x1], warped, where=mask[:, :, None])
-
-
-def _lip_profiles() -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the upper and lower inner-lip chains, each from corner to corner."""
-    loop = _INNER_LIPS
-    first, last = sorted(np.flatnonzero(np.isin(loop, (_MOUTH_LEFT, _MOUTH_RIGHT))))
-    chain = loop[first:last + 1]
-    other = np.concatenate([loop[last:], loop[:first + 1]])
-    return (chain, other) if _UPPER_LIP_MID in chain else (other, chain)
-
-
-_UPPER_CHAIN, _LOWER_CHAIN = _lip_profiles()
-
-
-def _mouth_frame(target: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Mouth coordinates of ``(478, 2+)`` landmarks: origin ``(2,)`` (midpoint of the inner
-    corners), axes ``(2, 2)`` (rows: unit vectors along the corners and 90° toward the chin)
-    and the half inner mouth width (pixels)."""
-    left, right = target[_MOUTH_LEFT, :2], target[_MOUTH_RIGHT, :2]
-    half_width = max(float(np.linalg.norm(right - left)) / 2.0, 1e-3)
-    axes = np.array([right - left, [left[1] - right[1], right[0] - left[0]]]) / (2.0 * half_width)
-    return (left + right) / 2.0, axes, half_width
-
-
-def _profile(points: np.ndarray, along: np.ndarray) -> np.ndarray:
-    """Height of a lip chain ``(K, 2)`` (mouth coordinates: along, down) at positions ``along``."""
-    order = np.argsort(points[:, 0])
-    return np.interp(along, points[order, 0], points[order, 1])
-
-
-def fill_weight(source: np.ndarray, target: np.ndarray, config: WarpConfig = WarpConfig()) -> float:
-    """Weight in [0, 1] of the synthetic mouth interior for ``(478, 2+)`` landmark pixels.
-
-    The rule: the part of the target inner-lip area that the source opening cannot
-    supply, ``new = A_target − A_source − tolerance`` (tolerance: a strip
-    ``open_tolerance`` face sizes high across the mouth), as a fraction of
-    ``full_fill_fraction · A_target``, clipped to [0, 1]. A closed source mouth opened
-    by the target gets the full synthetic interior; a source mouth that is already open
-    nearly as wide keeps its own (warped, mildly stretched) teeth and cavity. The weight
-    is 0 where ``new`` crosses 0, so it never jumps as the opening changes.
-    """
-    area_source = _polygon_area(source[_INNER_LIPS, :2])
-    area_target = _polygon_area(target[_INNER_LIPS, :2])
-    mouth_width = 2.0 * _mouth_frame(target)[2]
-    new = area_target - area_source - config.open_tolerance * face_size(source) * mouth_width
-    return float(np.clip(new / (config.full_fill_fraction * area_target), 0.0, 1.0)) if new > 0 else 0.0
-
-
-def _cavity(depth: np.ndarray, opening: np.ndarray, s2: np.ndarray, config: WarpConfig) -> np.ndarray:
-    """Cavity colour ``(h, w, 3)`` float32, darker toward its bottom and its centre line.
-
-    ``depth``: pixels below the upper inner lip; ``opening``: lip gap (pixels) at each
-    pixel's position along the mouth; ``s2``: squared position along the mouth (0 at the
-    middle, 1 at the corners). All ``(h, w)``.
-    """
-    t = np.clip(depth / np.maximum(opening, 1e-3), 0.0, 1.0)
-    shade = (1.0 - _CAVITY_BOTTOM_SHADE * t) * (1.0 - _CAVITY_CENTRE_SHADE * (1.0 - s2))
-    return shade[..., None] * np.array(config.cavity_rgb, np.float32)
-
-
-def _add_teeth(colour: np.ndarray, along: np.ndarray, down: np.ndarray, upper_lip: np.ndarray,
-               opening: float, half_width: float, config: WarpConfig) -> np.ndarray:
-    """Paint the upper teeth band over ``colour`` ``(h, w, 3)``; return the new colours.
-
-    ``along``, ``down``: ``(h, w)`` pixel mouth coordinates; ``upper_lip``: ``(K, 2)`` the
-    upper inner-lip chain in mouth coordinates; ``opening``: lip gap at the middle (pixels).
-    The band hangs from a parabola fitted to the upper lip (so it has no kinks), its height
-    ``min(teeth_fraction · opening, teeth_max_fraction · mouth width)`` at the middle,
-    narrowing to nothing at the corners; its lower edge is anti-aliased over one pixel.
-    """
-    band = min(config.teeth_fraction * opening, config.teeth_max_fraction * 2.0 * half_width)
-    lip = np.polyval(np.polyfit(upper_lip[:, 0], upper_lip[:, 1], 2), along)
-    s2 = np.clip(along / half_width, -1.0, 1.0) ** 2
-    height = band * np.sqrt(1.0 - s2)
-    depth = np.clip((down - lip) / np.maximum(height, 1e-3), 0.0, 1.0)
-    shade = (1.0 - _TEETH_CORNER_SHADE * s2) * (1.0 - _TEETH_EDGE_SHADE * depth)
-    teeth = shade[..., None] * np.array(config.teeth_rgb, np.float32)
-    coverage = np.clip(lip + height - down + 0.5, 0.0, 1.0)[..., None]
-    return colour + coverage * (teeth - colour)
-
-
-def _mouth_interior(target: np.ndarray, origin: np.ndarray, shape: tuple[int, int],
-                    config: WarpConfig) -> np.ndarray:
-    """Synthetic mouth interior ``shape + (3,)`` float32 RGB for a box at ``origin`` ``(2,)``.
-
-    ``target``: ``(478, 2+)`` pixels. Each box pixel is placed in mouth coordinates
-    (:func:`_mouth_frame`) and against the target's upper and lower inner-lip profiles.
-    """
-    centre, axes, half_width = _mouth_frame(target)
-    mouth = (target[:, :2] - centre) @ axes.T  # (478, 2): along, down
-    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
-    along, down = np.moveaxis((np.stack([cols, rows], axis=-1) + origin - centre) @ axes.T, -1, 0)
-    top = _profile(mouth[_UPPER_CHAIN], along)
-    opening = _profile(mouth[_LOWER_CHAIN], along) - top
-    s2 = np.clip(along / half_width, -1.0, 1.0) ** 2
-    colour = _cavity(down - top, opening, s2, config)
-    if config.teeth:
-        middle = max(mouth[_LOWER_LIP_MID, 1] - mouth[_UPPER_LIP_MID, 1], 0.0)
-        colour = _add_teeth(colour, along, down, mouth[_UPPER_CHAIN], middle, half_width, config)
-    return colour.astype(np.float32)
-
-
-def _fill_mouth(out: np.ndarray, source: np.ndarray, target: np.ndarray, config: WarpConfig) -> None:
-    """Blend the synthetic interior into ``out`` inside the target inner-lip contour.
-
-    ``source``, ``target``: ``(478, 2+)`` pixels. The mask is the anti-aliased contour,
-    Gaussian-blurred by the feather, times :func:`fill_weight`.
-    """
-    weight = fill_weight(source, target, config)
-    if weight == 0.0:
-        return
-    feather = config.feather_px if config.feather_px is not None else config.feather_fraction * face_size(source)
-    polygon = target[_INNER_LIPS, :2].astype(np.float64)
-    x0, y0, x1, y1 = _clipped_box(polygon, 3.0 * feather + 2.0, out.shape[1], out.shape[0])
-    if x1 <= x0 or y1 <= y0:
-        return
-    origin = np.array([x0, y0], np.float64)
-    shape = (y1 - y0, x1 - x0)
-    mask = _rasterise((polygon - origin)[None], shape, cv2.LINE_AA).astype(np.float32) / 255.0
-    if feather > 0:
-        mask = cv2.GaussianBlur(mask, (0, 0), feather)
-    alpha = (weight * mask)[..., None]
-    patch = out[y0:y1, x0:x1].astype(np.float32)
-    blended = patch + alpha * (_mouth_interior(target, origin, shape, config) - patch)
-    out[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    written = np.zeros((y1 - y0, x1 - x0), bool)
+    written[rows, cols] = True
+    np.copyto(out[y0:y1, x0:x1], warped, where=written[:, :, None])
 
 
 class WarpRenderer:
@@ -313,9 +253,39 @@ class WarpRenderer:
     def __init__(self, config: WarpConfig = WarpConfig()) -> None:
         self.config = config
         self._threads = ThreadpoolController()
+        self._painter: MouthPainter | None = None
+        self._bank: MouthBank | None = None
+        self._frames: Sequence[np.ndarray] = ()
+        self._landmarks = np.zeros((0, 478, 3), np.float32)
 
     def start(self, frames: Sequence[np.ndarray], landmarks: np.ndarray, found: np.ndarray) -> None:
-        """Nothing to prepare: the warp renderer keeps no state and draws any face."""
+        """Learn the target's mouth: its own mouth frames, lip colour and teeth.
+
+        A video target with at least ``bank.min_frames`` frames with a face keeps them
+        in a :class:`~emoportrait.render.mouth_bank.MouthBank`: each driven mouth is then
+        drawn from the frame that shows it best. For mouths no frame shows, and for
+        stills, the interior is painted: of the frames where the face was found, the
+        most open mouths are tried for teeth
+        (:func:`~emoportrait.render.mouth.teeth_strip`); without any, the bundled teeth
+        are recoloured to the target. Without :meth:`start`, the first frame rendered
+        is taken as the target (a still).
+        """
+        seen = np.flatnonzero(found)
+        self._bank = None
+        if not len(seen):
+            self._painter = None
+            return
+        if len(seen) >= self.config.bank.min_frames:
+            self._bank = MouthBank(landmarks, found, self.config.bank)
+            self._frames, self._landmarks = frames, landmarks
+        opening = np.linalg.norm(landmarks[seen, 14, :2] - landmarks[seen, 13, :2], axis=1)
+        candidates = seen[np.argsort(-opening)[:_TEETH_CANDIDATES]]
+        for k in candidates:
+            if teeth_strip(frames[k], landmarks[k], self.config.mouth) is not None:
+                self._painter = MouthPainter.for_target(frames[k], landmarks[k], self.config.mouth)
+                return
+        first = seen[0]
+        self._painter = MouthPainter.for_target(frames[first], landmarks[first], self.config.mouth)
 
     def render(self, frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Warp ``frame`` so its face's landmarks move from ``source`` to ``target``.
@@ -345,6 +315,55 @@ class WarpRenderer:
         margin_px = self.config.margin * face_size(source)
         ring = anchor_ring(mesh_source, mesh_target, margin_px, self.config.ring_points)
         with self._threads.limit(limits=1, user_api="blas"):
-            _warp(frame, out, mesh_source, mesh_target, ring)
-        _fill_mouth(out, source, target, self.config)
+            layout = _layout(mesh_target, ring, frame.shape[:2])
+            if layout is None:
+                return out
+            _warp(frame, out, mesh_source, layout)
+            chosen = self._bank.choose(target) if self._bank is not None and target.shape[1] >= 3 else None
+            if chosen is not None:
+                self._paste_mouth(out, chosen, target, layout)
+                return out
+        if self._painter is None:
+            self._painter = MouthPainter.for_target(frame, source, self.config.mouth)
+        self._painter.paint(out, target, mouth_change(source, target) / self.config.repaint_change)
         return out
+
+    def _paste_mouth(self, out: np.ndarray, chosen: int, target: np.ndarray, layout: _Layout) -> None:
+        """Blend into ``out`` the mouth of target frame ``chosen``, warped to ``target``.
+
+        The mouth (lips, teeth, cavity) and the skin just around it are warped from the
+        chosen frame and given the shading of ``out``: the difference between the two on a
+        band of skin around the lips, spread inward by a normalised Gaussian convolution
+        (``shading_sigma``), is added to it. It replaces the lips and what is inside them,
+        and blends into the skin around over ``paste_margin`` of the mouth width.
+        """
+        config = self.config
+        frame, source = self._frames[chosen], self._landmarks[chosen]
+        lips = target[_OUTER_LIPS, :2].astype(np.float64)
+        centre = lips.mean(axis=0)
+        width = float(np.ptp(lips[:, 0]))
+        grown = centre + (lips - centre) * (1.0 + config.paste_margin * width / np.maximum(
+            np.linalg.norm(lips - centre, axis=1, keepdims=True), 1e-3))
+        band = centre + (lips - centre) * (1.0 + 2.0 * config.paste_margin * width / np.maximum(
+            np.linalg.norm(lips - centre, axis=1, keepdims=True), 1e-3))
+        height, frame_width = out.shape[:2]
+        x0, y0, x1, y1 = _clipped_box(band, 2.0, frame_width, height)
+        if x1 <= x0 or y1 <= y0:
+            return
+        canvas = np.ascontiguousarray(frame).copy()
+        _warp(frame, canvas, source[:N_MESH, :2].astype(np.float64), layout, region=(x0, y0, x1, y1))
+        origin = np.array([x0, y0], np.float64)
+        shape = (y1 - y0, x1 - x0)
+        mask = polygon_mask(grown - origin, shape)
+        skin = (polygon_mask(band - origin, shape) > 0.5) & (mask < 0.5)
+        patch, base = canvas[y0:y1, x0:x1].astype(np.float32), out[y0:y1, x0:x1].astype(np.float32)
+        if skin.sum() > 10:  # shading of the output around the lips, carried inward smoothly
+            weight = skin.astype(np.float32)
+            sigma = config.shading_sigma * width
+            spread = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
+            difference = cv2.GaussianBlur((base - patch) * weight[..., None], (0, 0), sigma)
+            patch += np.clip(difference / np.maximum(spread, 1e-3), -config.max_shading, config.max_shading)
+        mask = np.maximum(cv2.GaussianBlur(mask, (0, 0), max(config.paste_feather * width, 0.5)),
+                          polygon_mask(lips - origin, shape))
+        blended = base + mask[..., None] * (patch - base)
+        out[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)

@@ -1,0 +1,405 @@
+"""The mouth interior: real teeth, a dark shaded cavity, coloured like the target.
+
+Inside a driven mouth, the warp would only stretch what the target frame shows
+there: a thin dark line for a closed mouth, the person's teeth pulled into stripes
+for an open one. :class:`MouthPainter` paints the interior instead, in layers, in
+*mouth coordinates* of the driven landmarks: ``u`` across the mouth (-1 and 1 at the
+inner corners), ``v`` down from the upper inner lip in units of the inner mouth width.
+
+* The **cavity**: the colour of the target's lips, darkened (a black-and-white photo
+  gets a grey mouth), shaded darker toward the middle and the bottom.
+* The **upper teeth**: a :class:`TeethStrip`, a texture of real teeth in ``(u, v)``
+  that hangs from the upper inner lip: it moves with the lip and is never stretched
+  by the opening; the lower lip covers what the opening does not show. The strip is
+  cut from the target itself when it shows its teeth (:func:`teeth_strip`), else it is
+  the bundled one (scikit-image's public-domain astronaut portrait,
+  :func:`bundled_strip`), colour-matched to the target's skin (:func:`match_colours`).
+
+Colours are RGB 0-255 float32 arrays; landmarks ``(478, 2+)`` pixels.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from ..face.landmarks import GROUPS
+from ..ramps import smoothstep
+
+_INNER_LIPS = GROUPS["inner_lips"]
+_OUTER_LIPS = GROUPS["outer_lips"]
+_UPPER_MID, _LOWER_MID = 13, 14          # inner-lip midpoints
+_CORNER_LEFT, _CORNER_RIGHT = 78, 308    # inner mouth corners (image left, image right)
+_SUBPIXEL_BITS = 4
+BUNDLED_STRIP = "astronaut_teeth.npz"
+"""Package data file of the bundled strip (made by ``scripts/make_mouth_bank.py``)."""
+
+
+@dataclass(frozen=True)
+class MouthConfig:
+    """Settings of the painted interior (lengths in inner mouth widths unless stated)."""
+
+    strip_rows: int = 32               # texture rows of a teeth strip
+    strip_columns: int = 96            # texture columns (across the mouth)
+    strip_depth: float = 0.35          # a strip covers v in [0, strip_depth]
+    min_teeth_opening: float = 0.12    # a frame shows its teeth when its middle opening is this wide
+    min_teeth_contrast: float = 10.0   # ... and the lightest tenth of what it shows there is this much
+                                       # lighter (L*) than its lips
+    cavity_gain: float = 0.12          # cavity colour: the lips' colour times this (linear light)
+    tongue_gain: float = 0.45          # tongue colour: the lips' colour times this (linear light)
+    tongue_top: float = 0.55           # the tongue's top, as a fraction of the opening from the top ...
+    tongue_min_opening: float = 0.15   # ... shown once the mouth opens this wide (mouth widths)
+    tongue_half_width: float = 0.75    # its half width (of the half mouth width)
+    cavity_bottom_shade: float = 0.4   # the cavity darkens by this much toward its bottom
+    cavity_centre_shade: float = 0.45  # ... and by this much toward its centre line
+    teeth_height: float = 0.1          # visible length of the upper teeth below the upper lip
+    lower_teeth_height: float = 0.05   # ... of the lower teeth above the lower lip
+    lower_teeth_shade: float = 0.7     # the lower teeth, in the shadow of the upper ones, are this bright
+    lower_teeth_skip: float = 0.04     # they show the strip from this depth on (past its lip shadow)
+    lower_teeth_opening: float = 0.15  # the lower lip uncovers them as the mouth opens past this ...
+    lower_teeth_reveal: float = 0.1    # ... fully this much wider
+    teeth_edge: float = 0.02           # the teeth's edges fade over this length
+    shadow_opening: float = 0.2        # a mouth opened less than this is in shadow inside ...
+    shadow_depth: float = 0.35         # ... down to this brightness when nearly closed
+    corner_shade: float = 0.3          # teeth darken by this much toward the corners (buccal shadow)
+    lip_shadow: float = 0.1            # teeth darken by this much right under the upper lip
+    lip_shadow_depth: float = 0.04     # ... fading out over this depth
+    feather_fraction: float = 0.025    # edge feather (Gaussian sigma) as a fraction of the mouth width
+
+
+@dataclass(frozen=True)
+class TeethStrip:
+    """Upper teeth as a texture in mouth coordinates.
+
+    Attributes:
+        texture: ``(V, U, 3)`` float32 RGB; row ``i`` at ``v = i / (V - 1) * depth``,
+            column ``j`` at ``u = 2 j / (U - 1) - 1``.
+        valid: ``(V, U)`` float32 in [0, 1]: 1 where the texture saw the interior.
+        depth: ``v`` of the last row (inner mouth widths).
+    """
+
+    texture: np.ndarray
+    valid: np.ndarray
+    depth: float
+
+
+@dataclass(frozen=True)
+class MouthFrame:
+    """Mouth coordinates of one face: ``origin`` ``(2,)`` (midpoint of the inner corners),
+    ``axes`` ``(2, 2)`` (rows: unit vectors across the mouth, and 90° toward the chin),
+    ``width`` (inner corner to corner, pixels) and the inner-lip chains in mouth
+    coordinates (pixels), ``upper`` and ``lower``, each ``(K, 2)`` sorted by ``along``."""
+
+    origin: np.ndarray
+    axes: np.ndarray
+    width: float
+    upper: np.ndarray
+    lower: np.ndarray
+
+    def to_mouth(self, pixels: np.ndarray) -> np.ndarray:
+        """``(..., 2)`` pixels → ``(..., 2)`` (along, down) pixels in mouth coordinates."""
+        return (pixels - self.origin) @ self.axes.T
+
+    def to_pixels(self, mouth: np.ndarray) -> np.ndarray:
+        """``(..., 2)`` mouth coordinates → pixels."""
+        return mouth @ self.axes + self.origin
+
+    def upper_at(self, along: np.ndarray) -> np.ndarray:
+        """Depth (pixels, mouth coordinates) of the upper inner lip at ``along``."""
+        return np.interp(along, self.upper[:, 0], self.upper[:, 1])
+
+    def lower_at(self, along: np.ndarray) -> np.ndarray:
+        """Depth of the lower inner lip at ``along``."""
+        return np.interp(along, self.lower[:, 0], self.lower[:, 1])
+
+
+def _inner_chains() -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the upper and lower inner-lip chains, each from corner to corner."""
+    loop = _INNER_LIPS
+    first, last = sorted(np.flatnonzero(np.isin(loop, (_CORNER_LEFT, _CORNER_RIGHT))))
+    chain = loop[first:last + 1]
+    other = np.concatenate([loop[last:], loop[:first + 1]])
+    return (chain, other) if _UPPER_MID in chain else (other, chain)
+
+
+UPPER_CHAIN, LOWER_CHAIN = _inner_chains()
+
+
+def mouth_frame(landmarks: np.ndarray) -> MouthFrame:
+    """:class:`MouthFrame` of ``(478, 2+)`` landmark pixels."""
+    left, right = landmarks[_CORNER_LEFT, :2].astype(np.float64), landmarks[_CORNER_RIGHT, :2].astype(np.float64)
+    width = max(float(np.linalg.norm(right - left)), 1e-3)
+    across = (right - left) / width
+    axes = np.array([across, [-across[1], across[0]]])
+    origin = (left + right) / 2.0
+    chains = []
+    for chain in (UPPER_CHAIN, LOWER_CHAIN):
+        points = (landmarks[chain, :2] - origin) @ axes.T
+        chains.append(points[np.argsort(points[:, 0])])
+    return MouthFrame(origin, axes, width, *chains)
+
+
+def mouth_change(source: np.ndarray, target: np.ndarray) -> float:
+    """How much the inner lips of ``(478, 2+)`` ``target`` differ from those of ``source``:
+    RMS distance of the inner-lip points in each face's mouth coordinates, in mouth widths
+    (head motion and size cancel out)."""
+    shapes = []
+    for landmarks in (source, target):
+        coordinates = mouth_frame(landmarks)
+        shapes.append(coordinates.to_mouth(landmarks[_INNER_LIPS, :2].astype(np.float64)) / coordinates.width)
+    return float(np.sqrt(((shapes[0] - shapes[1]) ** 2).sum(-1).mean()))
+
+
+def polygon_mask(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``shape`` float32 coverage in [0, 1] of a ``(K, 2)`` pixel polygon (anti-aliased)."""
+    mask = np.zeros(shape, np.uint8)
+    points = np.round(polygon * (1 << _SUBPIXEL_BITS)).astype(np.int32)
+    cv2.fillPoly(mask, [points], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
+    return mask.astype(np.float32) / 255.0
+
+
+# ------------------------------------------------------------------ colour helpers
+
+
+def _to_linear(rgb: np.ndarray) -> np.ndarray:
+    """sRGB 0-255 → linear light 0-1."""
+    c = np.asarray(rgb, np.float32) / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear light 0-1 → sRGB 0-255."""
+    c = np.clip(linear, 0.0, 1.0)
+    return 255.0 * np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` RGB 0-255 → CIE L*a*b* (float32)."""
+    flat = np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0
+    return cv2.cvtColor(flat, cv2.COLOR_RGB2LAB).reshape(np.shape(rgb))
+
+
+def _rgb(lab: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` L*a*b* → RGB 0-255 (float32)."""
+    flat = np.asarray(lab, np.float32).reshape(-1, 1, 3)
+    return 255.0 * np.clip(cv2.cvtColor(flat, cv2.COLOR_LAB2RGB).reshape(np.shape(lab)), 0.0, 1.0)
+
+
+def _ring_pixels(frame: np.ndarray, inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` pixels inside polygon ``outer`` and outside polygon ``inner`` (both ``(K, 2)``)."""
+    shape = frame.shape[:2]
+    inside = (polygon_mask(outer, shape) > 0.5) & (polygon_mask(inner, shape) < 0.5)
+    return frame[inside].astype(np.float32)
+
+
+def lip_colour(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """``(3,)`` median RGB of the lips (between the outer and inner contours)."""
+    pixels = _ring_pixels(frame, landmarks[_INNER_LIPS, :2], landmarks[_OUTER_LIPS, :2])
+    return np.median(pixels, axis=0) if len(pixels) else np.array([150.0, 90.0, 90.0], np.float32)
+
+
+def skin_statistics(frame: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation ``(3,)`` in L*a*b* of the skin around the mouth: a band
+    from the outer lips out to twice their size about the mouth centre."""
+    outer = landmarks[_OUTER_LIPS, :2].astype(np.float64)
+    centre = outer.mean(axis=0)
+    band = (outer - centre) * np.array([1.4, 2.2]) + centre
+    lab = _lab(_ring_pixels(frame, outer, band))
+    if len(lab) < 10:
+        return np.array([60.0, 15.0, 20.0]), np.array([8.0, 4.0, 4.0])
+    return lab.mean(axis=0), lab.std(axis=0) + 1e-3
+
+
+def match_colours(strip: TeethStrip, source_skin: tuple[np.ndarray, np.ndarray],
+                  target_skin: tuple[np.ndarray, np.ndarray]) -> TeethStrip:
+    """The strip recoloured from one face's lighting to another's.
+
+    In L*a*b*, the lightness keeps its offset from the skin's mean lightness, scaled
+    by the square root of the ratio of the skins' lightness spreads (so by 0.5 to 2);
+    the chroma (a*, b*) is scaled by the ratio of the skins' chroma, at most 1.2 (teeth
+    stay paler than skin), so a grey target gets grey teeth.
+    """
+    (source_mean, source_std), (target_mean, target_std) = source_skin, target_skin
+    lab = _lab(strip.texture)
+    contrast = float(np.sqrt(np.clip(target_std[0] / source_std[0], 0.25, 4.0)))
+    chroma = float(np.clip(np.hypot(*target_mean[1:]) / max(float(np.hypot(*source_mean[1:])), 1e-3), 0.0, 1.2))
+    lightness = (lab[..., 0] - source_mean[0]) * contrast + target_mean[0]
+    matched = np.concatenate([np.clip(lightness, 0.0, 100.0)[..., None], lab[..., 1:] * chroma], axis=-1)
+    return replace(strip, texture=_rgb(matched).astype(np.float32))
+
+
+# ------------------------------------------------------------------ teeth strips
+
+
+def _strip_grid(frame_coordinates: MouthFrame, config: MouthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(V, U, 2)`` float32 pixel positions of a strip's texels, and ``(V, U)`` v values."""
+    u = np.linspace(-1.0, 1.0, config.strip_columns)
+    v = np.linspace(0.0, config.strip_depth, config.strip_rows)
+    along = u * frame_coordinates.width / 2.0
+    down = frame_coordinates.upper_at(along)[None, :] + v[:, None] * frame_coordinates.width
+    mouth = np.stack([np.broadcast_to(along, down.shape), down], axis=-1)
+    return frame_coordinates.to_pixels(mouth).astype(np.float32), np.broadcast_to(v[:, None], down.shape)
+
+
+def teeth_strip(frame: np.ndarray, landmarks: np.ndarray, config: MouthConfig = MouthConfig()
+                ) -> TeethStrip | None:
+    """The upper teeth of a frame as a :class:`TeethStrip`, or None if it shows none.
+
+    A frame shows its teeth when its mouth is open at least ``min_teeth_opening``
+    mouth widths at the middle and the lightest tenth of the middle half of what its
+    strip shows is at least ``min_teeth_contrast`` lighter (L*) than its lips (an
+    empty mouth is darker than the lips, teeth are lighter).
+
+    Args:
+        frame: ``(H, W, 3)`` uint8 RGB.
+        landmarks: ``(478, 2+)`` pixels tracked on ``frame``.
+    """
+    coordinates = mouth_frame(landmarks)
+    middle = coordinates.lower_at(np.array([0.0]))[0] - coordinates.upper_at(np.array([0.0]))[0]
+    if middle < config.min_teeth_opening * coordinates.width:
+        return None
+    grid, v = _strip_grid(coordinates, config)
+    texture = cv2.remap(frame, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    along = (np.linspace(-1.0, 1.0, config.strip_columns) * coordinates.width / 2.0)
+    opening = (coordinates.lower_at(along) - coordinates.upper_at(along)) / coordinates.width
+    valid = np.clip((opening[None, :] - v) * coordinates.width, 0.0, 1.0).astype(np.float32)
+    central = slice(config.strip_columns // 4, -config.strip_columns // 4)
+    seen = valid[:, central] > 0.9
+    if not seen.any():
+        return None
+    lightness = np.percentile(_lab(texture[:, central])[..., 0][seen], 90)
+    if lightness - _lab(lip_colour(frame, landmarks))[0] < config.min_teeth_contrast:
+        return None
+    return TeethStrip(texture, valid, config.strip_depth)
+
+
+def bundled_strip() -> tuple[TeethStrip, tuple[np.ndarray, np.ndarray]]:
+    """The bundled teeth strip and the skin statistics of the face it was cut from."""
+    return _load_bundled()
+
+
+@lru_cache(maxsize=1)
+def _load_bundled() -> tuple[TeethStrip, tuple[np.ndarray, np.ndarray]]:
+    resource = importlib.resources.files("emoportrait") / "data" / BUNDLED_STRIP
+    with importlib.resources.as_file(resource) as path, np.load(path) as data:
+        strip = TeethStrip(data["texture"].astype(np.float32), data["valid"].astype(np.float32),
+                           float(data["depth"]))
+        return strip, (data["skin_mean"].astype(np.float64), data["skin_std"].astype(np.float64))
+
+
+# ------------------------------------------------------------------ painting
+
+
+class MouthPainter:
+    """Paints the interior of driven mouths of one target (see the module docstring).
+
+    Args:
+        strip: the upper teeth to show, already in the target's colours.
+        lips_rgb: ``(3,)`` the target's lip colour (the cavity is made from it).
+        config: Settings.
+    """
+
+    def __init__(self, strip: TeethStrip, lips_rgb: np.ndarray, config: MouthConfig = MouthConfig()) -> None:
+        self.strip = strip
+        self.cavity_linear = config.cavity_gain * _to_linear(lips_rgb)
+        self.tongue_linear = config.tongue_gain * _to_linear(lips_rgb)
+        self.config = config
+
+    @classmethod
+    def for_target(cls, frame: np.ndarray, landmarks: np.ndarray, config: MouthConfig = MouthConfig()
+                   ) -> MouthPainter:
+        """A painter with the target's own teeth if ``frame`` shows them, else the bundled
+        teeth recoloured to the target's skin."""
+        strip = teeth_strip(frame, landmarks, config)
+        if strip is None:
+            bundled, skin = bundled_strip()
+            strip = match_colours(bundled, skin, skin_statistics(frame, landmarks))
+        return cls(strip, lip_colour(frame, landmarks), config)
+
+    def interior(self, landmarks: np.ndarray, origin: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """``shape + (3,)`` float32 RGB interior for the box at ``origin`` ``(2,)`` (x, y),
+        in mouth coordinates of ``(478, 2+)`` landmarks."""
+        config = self.config
+        coordinates = mouth_frame(landmarks)
+        rows, cols = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+        pixels = np.stack([cols + origin[0], rows + origin[1]], axis=-1)
+        along, down = np.moveaxis(coordinates.to_mouth(pixels), -1, 0)
+        top = coordinates.upper_at(along)
+        opening = np.maximum(coordinates.lower_at(along) - top, 1e-3)
+        u = np.clip(2.0 * along / coordinates.width, -1.0, 1.0)
+        v = (down - top) / coordinates.width
+        # cavity: darker toward the bottom and the centre line; the tongue's back rises from
+        # the bottom of a wide-open mouth, lit from the front, darker toward its sides
+        depth = np.clip((down - top) / opening, 0.0, 1.0)
+        shade = (1.0 - config.cavity_bottom_shade * depth) * (1.0 - config.cavity_centre_shade * (1.0 - u * u))
+        side = np.clip(np.abs(u) / config.tongue_half_width, 0.0, 1.0)
+        surface = config.tongue_top + (1.0 - config.tongue_top) * side * side  # an arch, lowest at the sides
+        wide = smoothstep((opening / coordinates.width - config.tongue_min_opening) / config.tongue_min_opening)
+        tongue = wide * smoothstep((depth - surface) / 0.15) * (1.0 - side)
+        linear = shade[..., None] * self.cavity_linear
+        linear = linear + tongue[..., None] * ((1.0 - 0.4 * depth)[..., None] * self.tongue_linear - linear)
+        cavity = _to_srgb(linear)
+        # teeth: the upper ones hang from the upper lip, the lower ones (the strip mirrored,
+        # in shadow) stand on the lower lip; a nearly closed mouth is dark inside
+        rise = (coordinates.lower_at(along) - down) / coordinates.width
+        colour = cavity
+        relative = opening / coordinates.width
+        reveal = smoothstep((relative - config.lower_teeth_opening) / config.lower_teeth_reveal)
+        for depth_in, height, brightness, skip, shown in (
+                (v, config.teeth_height, 1.0, 0.0, 1.0),
+                (rise, config.lower_teeth_height, config.lower_teeth_shade, config.lower_teeth_skip, reveal)):
+            texture, valid = self._sample(u, depth_in + skip)
+            alpha = shown * valid * smoothstep((height - depth_in) / config.teeth_edge) * (depth_in >= 0)
+            shade = brightness * (1.0 - config.corner_shade * u * u) * (
+                1.0 - config.lip_shadow * np.clip(1.0 - depth_in / config.lip_shadow_depth, 0.0, 1.0))
+            colour = colour + alpha[..., None] * (texture * shade[..., None] - colour)
+        light = 1.0 - (1.0 - config.shadow_depth) * (1.0 - smoothstep(relative / config.shadow_opening))
+        return (colour * light[..., None]).astype(np.float32)
+
+    def _sample(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The strip's texture ``(h, w, 3)`` and validity ``(h, w)`` at mouth coordinates."""
+        strip = self.strip
+        column = ((u + 1.0) / 2.0 * (strip.texture.shape[1] - 1)).astype(np.float32)
+        row = (np.clip(v, 0.0, None) / strip.depth * (strip.texture.shape[0] - 1)).astype(np.float32)
+        texture = cv2.remap(strip.texture, column, row, cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        valid = cv2.remap(strip.valid, column, row, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+        return texture, valid
+
+    def paint(self, out: np.ndarray, landmarks: np.ndarray, opacity: float = 1.0) -> None:
+        """Paint the interior into ``out`` ``(H, W, 3)`` uint8 inside the inner lips of
+        ``(478, 2+)`` landmarks, with ``opacity`` (clipped to [0, 1], through a smoothstep).
+
+        The inner-lip polygon is blurred by ``feather_fraction`` of the mouth width and
+        scaled by 1.5, so it is opaque inside, fades over the lips' inner edge, and a
+        closed mouth's slit stays faint.
+        """
+        opacity = float(smoothstep(opacity))
+        if opacity <= 0.0:
+            return
+        polygon = landmarks[_INNER_LIPS, :2].astype(np.float64)
+        feather = self.config.feather_fraction * mouth_frame(landmarks).width
+        pad = 3.0 * feather + 2.0
+        low = np.floor(polygon.min(axis=0) - pad).astype(int)
+        high = np.ceil(polygon.max(axis=0) + pad).astype(int) + 1
+        x0, y0 = max(low[0], 0), max(low[1], 0)
+        x1, y1 = min(high[0], out.shape[1]), min(high[1], out.shape[0])
+        if x1 <= x0 or y1 <= y0:
+            return
+        origin = np.array([x0, y0], np.float64)
+        shape = (y1 - y0, x1 - x0)
+        mask = polygon_mask(polygon - origin, shape)
+        if feather > 0.3:
+            mask = np.minimum(1.5 * cv2.GaussianBlur(mask, (0, 0), feather), 1.0)
+        if not mask.any():
+            return
+        patch = out[y0:y1, x0:x1].astype(np.float32)
+        interior = self.interior(landmarks, origin, shape)
+        blended = patch + (opacity * mask)[..., None] * (interior - patch)
+        out[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)

@@ -1,0 +1,78 @@
+"""render.mouth and render.mouth_bank: the painted interior and a video's own mouths."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from emoportrait import face
+from emoportrait.render.mouth import (
+    MouthPainter,
+    bundled_strip,
+    lip_colour,
+    match_colours,
+    mouth_change,
+    skin_statistics,
+    teeth_strip,
+)
+from emoportrait.render.mouth_bank import MouthBank
+
+from .test_render_warp import drop_jaw, face_height
+
+
+@pytest.fixture(scope="module")
+def landmarks(portrait: np.ndarray) -> np.ndarray:
+    return face.track_frames([portrait], fps=None).landmarks[0]
+
+
+def chroma(rgb: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` RGB → ``(...,)`` distance from grey (a*, b* magnitude)."""
+    lab = cv2.cvtColor(np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0, cv2.COLOR_RGB2LAB)
+    return np.hypot(lab[..., 1], lab[..., 2]).reshape(np.shape(rgb)[:-1])
+
+
+def test_the_bundled_teeth_are_light_and_cover_the_top_of_the_strip():
+    strip, (skin_mean, _) = bundled_strip()
+    assert strip.texture.shape[:2] == strip.valid.shape and strip.depth > 0.2
+    assert strip.valid[: len(strip.valid) // 3, 20:-20].mean() > 0.9   # all but the corners
+    top = strip.texture[3:10, 30:-30]
+    assert cv2.cvtColor(top.reshape(-1, 1, 3) / 255.0, cv2.COLOR_RGB2LAB)[..., 0].mean() > skin_mean[0] - 5
+
+
+def test_teeth_are_cut_from_a_smile_and_not_from_closed_lips(portrait, landmarks):
+    assert teeth_strip(portrait, landmarks) is not None        # the astronaut smiles with her teeth
+    closed = drop_jaw(landmarks, -(landmarks[14, 1] - landmarks[13, 1]))  # her mouth shut in the landmarks
+    assert teeth_strip(portrait, closed) is None
+
+
+def test_a_grey_photo_gets_a_grey_mouth(portrait, landmarks):
+    grey = cv2.cvtColor(cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    strip, skin = bundled_strip()
+    recoloured = match_colours(strip, skin, skin_statistics(grey, landmarks))
+    assert chroma(recoloured.texture).max() < 3 and chroma(strip.texture).mean() > 5
+    painter = MouthPainter(recoloured, lip_colour(grey, landmarks))
+    target = drop_jaw(landmarks, 0.2 * face_height(landmarks))
+    out = grey.copy()
+    painter.paint(out, target)
+    assert np.any(out != grey) and chroma(out).max() < 3
+
+
+def test_the_mouth_change_ignores_head_motion(landmarks):
+    matrix = cv2.getRotationMatrix2D((128.0, 100.0), 12.0, 1.3)
+    moved = landmarks.copy()
+    moved[:, :2] = landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+    assert mouth_change(landmarks, moved) < 1e-6
+    opened = drop_jaw(landmarks, 0.1 * face_height(landmarks))
+    assert mouth_change(landmarks, opened) > 0.05
+
+
+def test_the_bank_chooses_the_frame_with_the_driven_mouth_and_sticks_to_it(landmarks):
+    openings = np.linspace(0.0, 0.25, 11) * face_height(landmarks)
+    frames = np.stack([drop_jaw(landmarks, k) for k in openings])
+    bank = MouthBank(frames, np.ones(len(frames), bool))
+    assert bank.choose(drop_jaw(landmarks, openings[7])) == 7
+    assert bank.choose(drop_jaw(landmarks, 0.5 * (openings[7] + openings[8]) + 0.1)) in (7, 8)
+    bank.reset()
+    assert bank.choose(drop_jaw(landmarks, openings[3])) == 3
+    assert bank.choose(drop_jaw(landmarks, 2.0 * face_height(landmarks))) is None   # nothing that open
