@@ -24,7 +24,7 @@ STAGES = [("content", []), ("emotion", []), ("disentangle", ["--init", "{runs}/c
 def _train(stage: str, cache, runs, extra: list[str], epochs: int = 3) -> int:
     args = [part.format(runs=runs) for part in extra]
     return main(["train", stage, "--data", str(cache), "--out", str(runs / stage), "--epochs", str(epochs),
-                 "--batch", "16", "--max-steps", "4", "--lr", "5e-4", *args])
+                 "--batch", "16", "--max-steps", "4", "--lr", "2e-4", *args])
 
 
 @pytest.fixture(scope="module")
