@@ -7,11 +7,12 @@ import pytest
 import soundfile
 
 from emoportrait import audio, face, media, tracking
+from emoportrait.analysis.metrics import lagged_correlation
 from emoportrait.cli import main
 from emoportrait.emotions import parse_emotion
 from emoportrait.pipeline import GenerateConfig, generate
 
-from .conftest import FPS
+from .conftest import FPS, shared_media
 
 RATE = 16000
 
@@ -127,6 +128,55 @@ def test_contempt_is_one_sided(emotion_canonicals):
     neutral, shown = emotion_canonicals["neutral"], emotion_canonicals["contempt"]
     right, left = (np.linalg.norm(shown[i] - neutral[i]) for i in (61, 291))
     assert max(right, left) > 2 * min(right, left)
+
+
+def test_the_summary_says_which_mouth_was_used(still_output, tmp_path, still_file, demo_speech):
+    _, summary = still_output
+    assert summary.notes.startswith("mouth: spectral (no speech recognised")  # synthetic "speech"
+    speech = tmp_path / "demo.wav"
+    soundfile.write(speech, demo_speech, RATE)
+    spoken = generate(speech, parse_emotion("neutral"), still_file, tmp_path / "demo.mp4")
+    assert spoken.notes.startswith("mouth: visemes from words") and spoken.notes in spoken.describe()
+
+
+@pytest.fixture(scope="module")
+def smile_openings(tmp_path_factory, still_file):
+    """The astronaut's inner-lip opening (canonical) in her photo, and re-tracked after 1 s
+    of silence in outputs made with and without --keep-expression."""
+    folder = tmp_path_factory.mktemp("keep")
+    speech = folder / "short.wav"
+    soundfile.write(speech, speechlike(2.0, active=((0.0, 0.3),)), RATE)
+    photo = face.inner_mouth_opening(tracking.track_and_analyse(still_file).canonical)[0]
+    openings = {}
+    for keep in (False, True):
+        out = folder / f"keep_{keep}.mp4"
+        generate(speech, parse_emotion("neutral"), still_file, out,
+                 config=GenerateConfig(idle_motion_deg=0, keep_expression=keep))
+        openings[keep] = float(np.median(_mouth_opening(out)[25:]))
+    return photo, openings
+
+
+def test_an_open_mouthed_portrait_closes_its_mouth_in_silence(smile_openings):
+    photo, openings = smile_openings
+    assert photo > 0.08                         # she smiles with her teeth showing
+    assert openings[False] < 0.4 * photo        # closed in silence
+    assert openings[True] > 0.7 * photo         # --keep-expression keeps her open smile
+
+
+def test_a_real_portrait_speaks_its_own_words_with_its_real_mouth_rhythm(tmp_path):
+    """Katie Hill's first frame speaking her own first 4 s: the re-tracked mouth follows hers."""
+    clip = shared_media("talking/hdtf_katiehill.mp4")
+    frames = media.read_frames(clip, max_frames=100)
+    portrait, speech = tmp_path / "katie.png", tmp_path / "katie.wav"
+    media.write_image(portrait, frames[0])
+    soundfile.write(speech, audio.load_audio(clip)[: 4 * RATE], RATE)
+    out = tmp_path / "katie.mp4"
+    summary = generate(speech, parse_emotion("neutral"), portrait, out, config=GenerateConfig(size=256))
+    assert summary.notes.startswith("mouth: visemes from words")
+    real = face.inner_mouth_opening(tracking.analyse(face.track_frames(frames, FPS)).canonical)
+    ours = _mouth_opening(out)
+    assert lagged_correlation(ours, real, max_lag=4).correlation > 0.35
+    assert 0.6 < ours.mean() / real.mean() < 1.5
 
 
 def _error_line(capsys, *argv: str) -> str:

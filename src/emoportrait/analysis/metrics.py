@@ -49,7 +49,8 @@ from ..face import RIGID, FaceTrack, TrackerConfig, inner_mouth_opening, to_ibug
 from ..face.landmarks import IBUG68_MOUTH
 
 __all__ = [
-    "UNAVAILABLE", "LipSync", "VideoMetrics", "compare_videos", "cpbd", "landmark_distance",
+    "UNAVAILABLE", "LipSync", "VideoMetrics", "compare_videos", "cpbd", "lagged_correlation",
+    "landmark_distance",
     "landmark_velocity_difference", "lip_sync", "psnr", "ssim", "video_lip_sync", "video_sharpness",
 ]
 
@@ -324,6 +325,33 @@ def _lagged_pair(video: np.ndarray, audio: np.ndarray, lag: int) -> tuple[np.nda
     return (video[lag:], audio[: n - lag]) if lag >= 0 else (video[: n + lag], audio[-lag:])
 
 
+def lagged_correlation(signal: np.ndarray, reference: np.ndarray, max_lag: int = 5) -> LipSync:
+    """Best Pearson correlation of ``signal[t]`` with ``reference[t - lag]`` over the lags.
+
+    Lags from ``-max_lag`` to ``+max_lag`` frames are tried, as long as at least 3
+    frames overlap; the highest correlation wins (ties: the smaller lag).
+
+    Args:
+        signal: ``(T,)`` e.g. a generated mouth opening.
+        reference: ``(T,)`` e.g. the speech loudness, or a real mouth opening.
+        max_lag: Largest lag searched, frames.
+
+    Returns:
+        The best :class:`LipSync` (positive lag: ``signal`` late); ``(NaN, 0)`` when no
+        lag gives a correlation.
+    """
+    signal, reference = np.asarray(signal, np.float64), np.asarray(reference, np.float64)
+    if signal.shape != reference.shape or signal.ndim != 1:
+        raise ValueError(f"signals must be (T,) of one length, got {signal.shape} and {reference.shape}")
+    reach = min(max_lag, len(signal) - _MIN_CORRELATION_SAMPLES)
+    scores = {lag: _pearson(*_lagged_pair(signal, reference, lag)) for lag in range(-reach, reach + 1)}
+    scores = {lag: r for lag, r in scores.items() if not math.isnan(r)}
+    if not scores:
+        return LipSync(math.nan, 0)
+    best = max(scores, key=lambda lag: (scores[lag], -abs(lag)))
+    return LipSync(scores[best], best)
+
+
 def lip_sync(mouth_opening: np.ndarray, loudness_db: np.ndarray, max_lag: int = 5) -> LipSync:
     """Lag-searched Pearson correlation of mouth opening and speech loudness.
 
@@ -340,18 +368,8 @@ def lip_sync(mouth_opening: np.ndarray, loudness_db: np.ndarray, max_lag: int = 
     Returns:
         The best :class:`LipSync`; ``(NaN, 0)`` when no lag gives a correlation.
     """
-    mouth = np.asarray(mouth_opening, np.float64)
     loudness = np.maximum(np.asarray(loudness_db, np.float64), LIP_SYNC_FLOOR_DB)
-    if mouth.shape != loudness.shape or mouth.ndim != 1:
-        raise ValueError(f"mouth opening and loudness must be (T,) of one length, "
-                         f"got {mouth.shape} and {loudness.shape}")
-    reach = min(max_lag, len(mouth) - _MIN_CORRELATION_SAMPLES)
-    scores = {lag: _pearson(*_lagged_pair(mouth, loudness, lag)) for lag in range(-reach, reach + 1)}
-    scores = {lag: r for lag, r in scores.items() if not math.isnan(r)}
-    if not scores:
-        return LipSync(math.nan, 0)
-    best = max(scores, key=lambda lag: (scores[lag], -abs(lag)))
-    return LipSync(scores[best], best)
+    return lagged_correlation(mouth_opening, loudness, max_lag)
 
 
 def _face_scale(landmarks: np.ndarray) -> np.ndarray:
