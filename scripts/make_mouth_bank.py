@@ -3,8 +3,8 @@
 The strip is cut from scikit-image's astronaut portrait (Eileen Collins, NASA
 photograph S95-00786, public domain; shipped with scikit-image as
 ``skimage.data.astronaut``): her upper teeth in the mouth coordinates of
-:mod:`emoportrait.render.mouth`, with the skin statistics that colour matching
-starts from. Already committed; rerun only to change it:
+:mod:`emoportrait.render.mouth`, with the lighting (skin, whites of the eyes) that colour
+matching starts from. Already committed; rerun only to change it:
 
     .venv/bin/python scripts/make_mouth_bank.py
 """
@@ -17,7 +17,7 @@ import numpy as np
 import skimage.data
 
 from emoportrait.face import track_frames
-from emoportrait.render.mouth import BUNDLED_STRIP, MouthConfig, skin_statistics, teeth_strip
+from emoportrait.render.mouth import BUNDLED_STRIP, MouthConfig, face_light, teeth_strip
 
 SOURCE = ("scikit-image's astronaut portrait (skimage.data.astronaut: Eileen Collins, "
           "NASA photograph S95-00786, public domain)")
@@ -29,11 +29,12 @@ def main() -> None:
     strip = teeth_strip(portrait, landmarks, MouthConfig())
     if strip is None:
         raise SystemExit("the astronaut's teeth were not found; check the tracker")
-    mean, std = skin_statistics(portrait, landmarks)
+    light = face_light(portrait, landmarks)
     path = Path(__file__).resolve().parents[1] / "src" / "emoportrait" / "data" / BUNDLED_STRIP
     np.savez_compressed(path, texture=np.round(strip.texture).astype(np.uint8),
                         valid=np.round(255 * strip.valid).astype(np.uint8) / 255.0,
-                        depth=strip.depth, skin_mean=mean, skin_std=std, source=SOURCE)
+                        depth=strip.depth, skin_mean=light.skin_mean, skin_std=light.skin_std,
+                        white=light.white, source=SOURCE)
     print(f"wrote {path} ({path.stat().st_size} bytes) from {SOURCE}")
 
 

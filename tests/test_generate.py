@@ -94,9 +94,7 @@ EMOTION_CHECKS = {
     "happy": [(61, 1, -1), (291, 1, -1)],
     "sad": [(61, 1, +1), (291, 1, +1)],
     "surprised": [(105, 1, -1), (334, 1, -1)],
-    # angry: the tracker barely registers lowered brows (AU4) on a still portrait,
-    # so check the pressed, narrowed lips (AU23) instead
-    "angry": [(61, 0, +1), (291, 0, -1)],
+    "angry": [(105, 1, +1), (334, 1, +1), (0, 1, -1)],   # brows down (AU4), teeth bared (AU10)
     "fear": [(105, 1, -1), (334, 1, -1)],
     "disgusted": [(0, 1, -1), (17, 1, +1)],       # upper lip up (AU10), lower lip down (AU16)
 }

@@ -10,10 +10,10 @@ from emoportrait import face
 from emoportrait.render.mouth import (
     MouthPainter,
     bundled_strip,
+    face_light,
     lip_colour,
     match_colours,
     mouth_change,
-    skin_statistics,
     teeth_strip,
 )
 from emoportrait.render.mouth_bank import MouthBank
@@ -33,7 +33,8 @@ def chroma(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_the_bundled_teeth_are_light_and_cover_the_top_of_the_strip():
-    strip, (skin_mean, _) = bundled_strip()
+    strip, light = bundled_strip()
+    skin_mean = light.skin_mean
     assert strip.texture.shape[:2] == strip.valid.shape and strip.depth > 0.2
     assert strip.valid[: len(strip.valid) // 3, 20:-20].mean() > 0.9   # all but the corners
     top = strip.texture[3:10, 30:-30]
@@ -48,8 +49,8 @@ def test_teeth_are_cut_from_a_smile_and_not_from_closed_lips(portrait, landmarks
 
 def test_a_grey_photo_gets_a_grey_mouth(portrait, landmarks):
     grey = cv2.cvtColor(cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-    strip, skin = bundled_strip()
-    recoloured = match_colours(strip, skin, skin_statistics(grey, landmarks))
+    strip, light = bundled_strip()
+    recoloured = match_colours(strip, light, face_light(grey, landmarks))
     assert chroma(recoloured.texture).max() < 3 and chroma(strip.texture).mean() > 5
     painter = MouthPainter(recoloured, lip_colour(grey, landmarks))
     target = drop_jaw(landmarks, 0.2 * face_height(landmarks))

@@ -30,8 +30,8 @@ def test_an_open_mouth_closes_to_a_slit_and_lips_keep_their_thickness(closed):
     assert gaps(opened, INNER_PAIRS).min() > 0.1
     np.testing.assert_allclose(gaps(result, INNER_PAIRS), NeutraliseConfig().closed_gap, atol=0.004)
     np.testing.assert_allclose(gaps(result, OUTER_PAIRS), gaps(opened, OUTER_PAIRS), rtol=0.15)
-    upper_face = np.concatenate([face.GROUPS[name] for name in ("left_eye", "right_eye", "left_brow", "right_brow")])
-    np.testing.assert_allclose(result[upper_face], opened[upper_face], atol=1e-6)
+    brows = np.concatenate([face.GROUPS["left_brow"], face.GROUPS["right_brow"]])
+    np.testing.assert_allclose(result[brows], opened[brows], atol=1e-4)
     assert result[152, 1] < opened[152, 1] - 0.1   # the chin came up with the lower lip
 
 

@@ -8,6 +8,14 @@ action units the driver uses (:mod:`.drivers.action_units`):
 
 * **open mouth**: the lips are closed (the jaw rises, the upper lip comes down a
   little, the rest of the inner-lip contour is sealed);
+* **smile**, on each side: how far the lip corner sits above the upper inner lip's
+  middle, over the mouth width (:func:`corner_lift`), beyond a neutral face's, is
+  undone with the lip corner puller (AU12) and part of the cheek raiser (AU6) of that
+  side. Neutral faces measure 0.00-0.06 (MEAD's M030 and W009, four neutral portraits
+  of ``shared/media``), smiles 0.09-0.16.
+
+Brow height and lid opening differ too much between people to be told from one face
+and are kept.
 
 All in the canonical face frame (see :mod:`.drivers.action_units`).
 """
@@ -18,17 +26,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .drivers.action_units import ActionUnitConfig, FaceGeometry, jaw_move, spread
+from .drivers.action_units import SIDES, ActionUnitConfig, FaceGeometry, action_unit, jaw_move, spread
 
 _LOWER_MIDDLE = 14  # lower inner-lip midpoint
+_UPPER_MIDDLE = 13  # upper inner-lip midpoint
+_CORNERS = {"right": 61, "left": 291}  # outer lip corners: the subject's right is at image left
+_SIDE_SUFFIX = {"right": "R", "left": "L"}
 
 
 @dataclass(frozen=True)
 class NeutraliseConfig:
     """How far :func:`neutralise` goes (canonical units)."""
 
-    closed_gap: float = 0.01       # inner-lip height (13 to 14) of closed lips; wider mouths are closed
+    closed_gap: float = 0.005      # inner-lip height (13 to 14) of closed lips; wider mouths are closed
     upper_lip_share: float = 0.25  # share of the closing done by the upper lip (the jaw does the rest)
+    neutral_lift: float = 0.035    # corner lift of a neutral face (measured: 0.00-0.06)
+    max_smile: float = 1.5         # at most this much AU12 is taken off a side
+    cheek_share: float = 0.5       # AU6 taken off with each unit of AU12
 
 
 def close_lips(geometry: FaceGeometry, config: NeutraliseConfig = NeutraliseConfig(),
@@ -60,7 +74,8 @@ def close_lips(geometry: FaceGeometry, config: NeutraliseConfig = NeutraliseConf
     below = nearest[1] < nearest[0]  # each point follows the lip it is closer to (corners stay)
     upper, lower = sides
     rise = (1.0 - config.upper_lip_share) * gap_at(lower)   # how far each lower-lip point must rise
-    middle = float(np.interp(points[_LOWER_MIDDLE, 0], points[lower, 0], rise))
+    order = np.argsort(points[lower, 0])
+    middle = float(np.interp(points[_LOWER_MIDDLE, 0], points[lower[order], 0], rise[order]))
     jaw = jaw_move(geometry, -middle, units)                 # the jaw carries the chin up
     moves = np.zeros((len(lower), 3))
     moves[:, 1] = -rise - jaw[lower, 1]                      # the lip's own share, around the corners
@@ -69,6 +84,28 @@ def close_lips(geometry: FaceGeometry, config: NeutraliseConfig = NeutraliseConf
     moves[:, 1] = config.upper_lip_share * gap_at(upper)
     upper_field = spread(geometry, upper, moves, units.lip_sigma, units)
     return np.where(below[:, None], lower_field, upper_field)
+
+
+def corner_lift(points: np.ndarray, side: str) -> float:
+    """How far the lip corner of ``side`` sits above the upper inner lip's middle, over the
+    distance between the corners (canonical ``(478, 3)`` points; positive: smiling)."""
+    width = float(np.linalg.norm(points[_CORNERS["right"], :2] - points[_CORNERS["left"], :2]))
+    return float(points[_UPPER_MIDDLE, 1] - points[_CORNERS[side], 1]) / width
+
+
+def remove_smile(geometry: FaceGeometry, points: np.ndarray, config: NeutraliseConfig = NeutraliseConfig(),
+                 units: ActionUnitConfig = ActionUnitConfig()) -> np.ndarray:
+    """``(478, 3)`` displacement taking the smile off ``points`` (a closed-mouth version of
+    ``geometry``'s face), each side on its own (see the module docstring)."""
+    field = np.zeros_like(points)
+    for side in SIDES:
+        suffix = _SIDE_SUFFIX[side]
+        smile = action_unit(geometry, f"AU12{suffix}", units) + config.cheek_share * action_unit(
+            geometry, f"AU6{suffix}", units)
+        per_unit = corner_lift(points + smile, side) - corner_lift(points, side)
+        amount = (corner_lift(points, side) - config.neutral_lift) / per_unit if per_unit > 0 else 0.0
+        field -= float(np.clip(amount, 0.0, config.max_smile)) * smile
+    return field
 
 
 def neutralise(identity: np.ndarray, config: NeutraliseConfig = NeutraliseConfig()) -> np.ndarray:
@@ -81,4 +118,5 @@ def neutralise(identity: np.ndarray, config: NeutraliseConfig = NeutraliseConfig
         ``(478, 3)`` float64 neutral identity.
     """
     geometry = FaceGeometry(identity)
-    return geometry.points + close_lips(geometry, config)
+    closed = geometry.points + close_lips(geometry, config)
+    return closed + remove_smile(geometry, closed, config)

@@ -56,8 +56,7 @@ _CHEEK = {"right": (50, 101, 118, 117, 119, 100, 36, 205),
 # Nose wing (ala) and the side of the nose above it (moved by AU9).
 _NOSE_WING = {"right": (48, 64, 98, 102, 129, 49, 219), "left": (278, 294, 327, 331, 358, 279, 439)}
 _NOSE_SIDE = {"right": (209, 198, 131, 236), "left": (429, 420, 360, 456)}
-# Lip corner: outer corner, inner corner and the two points between them.
-_LIP_CORNER = {"right": (61, 76, 62, 78), "left": (291, 306, 292, 308)}
+_SIDE_BLEND = 0.2  # a one-sided mouth AU fades out over this (half mouth widths) across the midline
 
 
 @dataclass(frozen=True)
@@ -90,10 +89,14 @@ class ActionUnitConfig:
     au9_wing_raise: tuple[float, float, float] = (0.02, -0.10, -0.01)  # nose wing up, flared
     au9_side_raise: tuple[float, float, float] = (0.0, -0.06, 0.0)      # side of the nose up (wrinkles)
     au10_upper_lip_raise: float = 0.08   # lift of the upper-lip centre (0 at the corners)
-    au12_corner: tuple[float, float, float] = (0.08, -0.09, 0.03)   # lip corner out, up, back
+    au12_corner: tuple[float, float, float] = (0.1, -0.12, 0.03)    # lip corner out, up, back
     au14_corner: tuple[float, float, float] = (0.02, -0.02, 0.06)   # lip corner back into the cheek
     au15_corner: tuple[float, float, float] = (0.02, 0.14, 0.0)     # lip corner down
     au16_lower_lip: tuple[float, float] = (0.08, -0.03)  # lower-lip centre (y down, z forward)
+    au17_lower_lip: tuple[float, float] = (-0.05, -0.03)  # chin raiser: lower-lip centre pushed up, forward
+    au17_chin: float = 0.04              # ... and the chin boss lifted
+    au25_upper_lip: float = 0.035        # lips part: the upper-lip centre rises ...
+    au25_lower_lip: float = 0.035        # ... and the lower-lip centre falls
     au18_contraction: float = 0.2        # pucker: lips drawn to the mouth centre by this fraction
     au18_protrusion: float = 0.06        # pucker: lips pushed forward
     au20_stretch: float = 0.17           # lips pulled sideways by this fraction of their offset
@@ -394,10 +397,20 @@ def _au9(geometry: FaceGeometry, config: ActionUnitConfig, side: str) -> np.ndar
 def _corner_field(
     geometry: FaceGeometry, side: str, move: tuple[float, float, float], config: ActionUnitConfig
 ) -> np.ndarray:
-    """The lip corner moved by ``move`` ``(lateral, y, z)``, the nearby lips and skin following."""
-    corner = np.array(_LIP_CORNER[side])
-    moves = np.tile(_canonical(move, side), (len(corner), 1))
-    return spread(geometry, corner, moves, config.corner_sigma, config)
+    """The lip corner moved by ``move`` ``(lateral, y, z)``, the nearby skin following.
+
+    Every lip point is a control: on ``side`` it moves by ``move`` times
+    ``1 - lip_profile`` (all of it at the corner, none at the middle), the other side's
+    lips stay, so the mouth line bends (a smile curves up, a frown down) instead of the
+    whole mouth rising with the corner.
+    """
+    lips = GROUPS["lips"]
+    on_side = np.sign(geometry.lip_offset(lips)) == _OUTWARD_X[side]
+    weight = np.where(on_side, 1.0 - geometry.lip_profile(lips), 0.0)
+    moves = np.outer(weight, _canonical(move, side))
+    field = spread(geometry, lips, moves, config.corner_sigma, config)
+    outward = _OUTWARD_X[side] * (geometry.points[:, 0] - geometry.mouth_centre_x) / geometry.mouth_half_width
+    return field * smoothstep(outward / _SIDE_BLEND + 0.5)[:, None]  # nothing beyond the midline
 
 
 def _au12(geometry: FaceGeometry, config: ActionUnitConfig, side: str) -> np.ndarray:
@@ -497,6 +510,19 @@ def _au16(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:
     return lower_lip_lower(geometry, config.au16_lower_lip, config)
 
 
+def _au17(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:
+    """Chin raiser: the chin boss pushes the lower lip up (a pout, the mouth line arched)."""
+    chin = spread(geometry, np.array([_CHIN]), np.array([[0.0, -config.au17_chin, 0.0]]),
+                  config.cheek_sigma, config)
+    return lower_lip_lower(geometry, config.au17_lower_lip, config) + chin
+
+
+def _au25(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:
+    """Lips part: the lips separate at the middle (the upper teeth show), the jaw stays."""
+    return (upper_lip_raise(geometry, config.au25_upper_lip, config)
+            + lower_lip_lower(geometry, (config.au25_lower_lip, 0.0), config))
+
+
 def _au18(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:
     """Lip pucker."""
     return lip_pucker(geometry, config.au18_contraction, config.au18_protrusion, config)
@@ -578,7 +604,8 @@ _PER_SIDE: dict[str, Callable[[FaceGeometry, ActionUnitConfig, str], np.ndarray]
     "AU9": _au9, "AU12": _au12, "AU14": _au14, "AU15": _au15,
 }
 _WHOLE_MOUTH: dict[str, Callable[[FaceGeometry, ActionUnitConfig], np.ndarray]] = {
-    "AU10": _au10, "AU16": _au16, "AU18": _au18, "AU20": _au20, "AU23": _au23, "AU26": _au26,
+    "AU10": _au10, "AU16": _au16, "AU17": _au17, "AU18": _au18, "AU20": _au20, "AU23": _au23,
+    "AU25": _au25, "AU26": _au26,
 }
 
 ACTION_UNITS: tuple[str, ...] = (

@@ -13,7 +13,8 @@ inner corners), ``v`` down from the upper inner lip in units of the inner mouth 
   by the opening; the lower lip covers what the opening does not show. The strip is
   cut from the target itself when it shows its teeth (:func:`teeth_strip`), else it is
   the bundled one (scikit-image's public-domain astronaut portrait,
-  :func:`bundled_strip`), colour-matched to the target's skin (:func:`match_colours`).
+  :func:`bundled_strip`), colour-matched to the target's lighting: its skin and the whites of its eyes
+  (:func:`match_colours`).
 
 Colours are RGB 0-255 float32 arrays; landmarks ``(478, 2+)`` pixels.
 """
@@ -35,6 +36,7 @@ _OUTER_LIPS = GROUPS["outer_lips"]
 _UPPER_MID, _LOWER_MID = 13, 14          # inner-lip midpoints
 _CORNER_LEFT, _CORNER_RIGHT = 78, 308    # inner mouth corners (image left, image right)
 _SUBPIXEL_BITS = 4
+_TEETH_OVER_SKIN = 8.0  # L*: teeth are lighter than the skin around the mouth in portraits
 BUNDLED_STRIP = "astronaut_teeth.npz"
 """Package data file of the bundled strip (made by ``scripts/make_mouth_bank.py``)."""
 
@@ -63,8 +65,10 @@ class MouthConfig:
     lower_teeth_opening: float = 0.15  # the lower lip uncovers them as the mouth opens past this ...
     lower_teeth_reveal: float = 0.1    # ... fully this much wider
     teeth_edge: float = 0.02           # the teeth's edges fade over this length
-    shadow_opening: float = 0.2        # a mouth opened less than this is in shadow inside ...
-    shadow_depth: float = 0.35         # ... down to this brightness when nearly closed
+    shadow_opening: float = 0.15       # a mouth opened less than this is in shadow inside ...
+    shadow_depth: float = 0.3          # ... down to this brightness when nearly closed
+    teeth_opening: float = 0.02        # the teeth show once the lips part this much ...
+    teeth_reveal: float = 0.05         # ... fully this much wider (a slit is a dark line)
     corner_shade: float = 0.3          # teeth darken by this much toward the corners (buccal shadow)
     lip_shadow: float = 0.1            # teeth darken by this much right under the upper lip
     lip_shadow_depth: float = 0.04     # ... fading out over this depth
@@ -202,33 +206,78 @@ def lip_colour(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return np.median(pixels, axis=0) if len(pixels) else np.array([150.0, 90.0, 90.0], np.float32)
 
 
-def skin_statistics(frame: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation ``(3,)`` in L*a*b* of the skin around the mouth: a band
-    from the outer lips out to twice their size about the mouth centre."""
+@dataclass(frozen=True)
+class FaceLight:
+    """How a face is lit, to recolour teeth taken from another face.
+
+    Attributes:
+        skin_mean, skin_std: ``(3,)`` mean and spread in L*a*b* of the skin around the mouth.
+        white: ``(3,)`` L*a*b* of the whites of the eyes (the lighting's white), or None
+            when too little of them shows (closed eyes).
+    """
+
+    skin_mean: np.ndarray
+    skin_std: np.ndarray
+    white: np.ndarray | None
+
+
+def _sclera(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """``(3,)`` mean L*a*b* of the lightest tenth of the eyes' pixels outside the irises
+    (the rest is lids, lashes and shadow in all but wide-open eyes)."""
+    shape = frame.shape[:2]
+    inside = np.zeros(shape, bool)
+    for side in ("right", "left"):
+        eye = polygon_mask(landmarks[GROUPS[f"{side}_eye"], :2].astype(np.float64), shape) > 0.5
+        iris = landmarks[GROUPS[f"{side}_iris"], :2].astype(np.float64)
+        radius = 1.15 * float(np.linalg.norm(iris[1:] - iris[0], axis=1).mean())
+        rows, cols = np.ogrid[:shape[0], :shape[1]]
+        outside_iris = (cols - iris[0, 0]) ** 2 + (rows - iris[0, 1]) ** 2 > radius ** 2
+        inside |= eye & outside_iris
+    if inside.sum() < 12:
+        return None
+    lab = _lab(frame[inside].astype(np.float32))
+    lighter = lab[lab[:, 0] >= np.percentile(lab[:, 0], 90)]
+    return lighter.mean(axis=0)
+
+
+def face_light(frame: np.ndarray, landmarks: np.ndarray) -> FaceLight:
+    """:class:`FaceLight` of a face: the skin in a band from the outer lips out to twice
+    their size about the mouth centre, and the whites of the eyes."""
     outer = landmarks[_OUTER_LIPS, :2].astype(np.float64)
     centre = outer.mean(axis=0)
     band = (outer - centre) * np.array([1.4, 2.2]) + centre
     lab = _lab(_ring_pixels(frame, outer, band))
     if len(lab) < 10:
-        return np.array([60.0, 15.0, 20.0]), np.array([8.0, 4.0, 4.0])
-    return lab.mean(axis=0), lab.std(axis=0) + 1e-3
+        mean, std = np.array([60.0, 15.0, 20.0]), np.array([8.0, 4.0, 4.0])
+    else:
+        mean, std = lab.mean(axis=0), lab.std(axis=0) + 1e-3
+    return FaceLight(mean, std, _sclera(frame, landmarks))
 
 
-def match_colours(strip: TeethStrip, source_skin: tuple[np.ndarray, np.ndarray],
-                  target_skin: tuple[np.ndarray, np.ndarray]) -> TeethStrip:
+def match_colours(strip: TeethStrip, source: FaceLight, target: FaceLight) -> TeethStrip:
     """The strip recoloured from one face's lighting to another's.
 
-    In L*a*b*, the lightness keeps its offset from the skin's mean lightness, scaled
-    by the square root of the ratio of the skins' lightness spreads (so by 0.5 to 2);
-    the chroma (a*, b*) is scaled by the ratio of the skins' chroma, at most 1.2 (teeth
-    stay paler than skin), so a grey target gets grey teeth.
+    In L*a*b*: the chroma (a*, b*) is scaled by the ratio of the skins' chroma, at most
+    1.2 (a grey target gets grey teeth). With the whites of both faces' eyes seen, the
+    teeth keep their lightness and colour offsets from those whites (teeth and sclera
+    are near-white surfaces under the same light); else the lightness keeps its offset
+    from the skin's, scaled by the square root of the ratio of the skins' spreads. Either
+    way the teeth end up at least ``_TEETH_OVER_SKIN`` lighter than the skin (median).
     """
-    (source_mean, source_std), (target_mean, target_std) = source_skin, target_skin
     lab = _lab(strip.texture)
-    contrast = float(np.sqrt(np.clip(target_std[0] / source_std[0], 0.25, 4.0)))
-    chroma = float(np.clip(np.hypot(*target_mean[1:]) / max(float(np.hypot(*source_mean[1:])), 1e-3), 0.0, 1.2))
-    lightness = (lab[..., 0] - source_mean[0]) * contrast + target_mean[0]
-    matched = np.concatenate([np.clip(lightness, 0.0, 100.0)[..., None], lab[..., 1:] * chroma], axis=-1)
+    chroma = float(np.clip(np.hypot(*target.skin_mean[1:]) / max(float(np.hypot(*source.skin_mean[1:])), 1e-3),
+                           0.0, 1.2))
+    if source.white is not None and target.white is not None:
+        lightness = lab[..., 0] - source.white[0] + target.white[0]
+        colour = (lab[..., 1:] - source.white[1:]) * chroma + target.white[1:] * min(chroma, 1.0)
+    else:
+        contrast = float(np.sqrt(np.clip(target.skin_std[0] / source.skin_std[0], 0.25, 4.0)))
+        lightness = (lab[..., 0] - source.skin_mean[0]) * contrast + target.skin_mean[0]
+        colour = lab[..., 1:] * chroma
+    seen = strip.valid > 0.9
+    if seen.any():  # dark, small eyes would give dark teeth: keep them lighter than the skin
+        lightness = lightness + max(0.0, target.skin_mean[0] + _TEETH_OVER_SKIN - float(np.median(lightness[seen])))
+    matched = np.concatenate([np.clip(lightness, 0.0, 100.0)[..., None], colour], axis=-1)
     return replace(strip, texture=_rgb(matched).astype(np.float32))
 
 
@@ -278,18 +327,20 @@ def teeth_strip(frame: np.ndarray, landmarks: np.ndarray, config: MouthConfig = 
     return TeethStrip(texture, valid, config.strip_depth)
 
 
-def bundled_strip() -> tuple[TeethStrip, tuple[np.ndarray, np.ndarray]]:
-    """The bundled teeth strip and the skin statistics of the face it was cut from."""
+def bundled_strip() -> tuple[TeethStrip, FaceLight]:
+    """The bundled teeth strip and the lighting of the face it was cut from."""
     return _load_bundled()
 
 
 @lru_cache(maxsize=1)
-def _load_bundled() -> tuple[TeethStrip, tuple[np.ndarray, np.ndarray]]:
+def _load_bundled() -> tuple[TeethStrip, FaceLight]:
     resource = importlib.resources.files("emoportrait") / "data" / BUNDLED_STRIP
     with importlib.resources.as_file(resource) as path, np.load(path) as data:
         strip = TeethStrip(data["texture"].astype(np.float32), data["valid"].astype(np.float32),
                            float(data["depth"]))
-        return strip, (data["skin_mean"].astype(np.float64), data["skin_std"].astype(np.float64))
+        light = FaceLight(data["skin_mean"].astype(np.float64), data["skin_std"].astype(np.float64),
+                          data["white"].astype(np.float64))
+        return strip, light
 
 
 # ------------------------------------------------------------------ painting
@@ -317,8 +368,8 @@ class MouthPainter:
         teeth recoloured to the target's skin."""
         strip = teeth_strip(frame, landmarks, config)
         if strip is None:
-            bundled, skin = bundled_strip()
-            strip = match_colours(bundled, skin, skin_statistics(frame, landmarks))
+            bundled, light = bundled_strip()
+            strip = match_colours(bundled, light, face_light(frame, landmarks))
         return cls(strip, lip_colour(frame, landmarks), config)
 
     def interior(self, landmarks: np.ndarray, origin: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -350,8 +401,9 @@ class MouthPainter:
         colour = cavity
         relative = opening / coordinates.width
         reveal = smoothstep((relative - config.lower_teeth_opening) / config.lower_teeth_reveal)
+        parted = smoothstep((relative - config.teeth_opening) / config.teeth_reveal)
         for depth_in, height, brightness, skip, shown in (
-                (v, config.teeth_height, 1.0, 0.0, 1.0),
+                (v, config.teeth_height, 1.0, 0.0, parted),
                 (rise, config.lower_teeth_height, config.lower_teeth_shade, config.lower_teeth_skip, reveal)):
             texture, valid = self._sample(u, depth_in + skip)
             alpha = shown * valid * smoothstep((height - depth_in) / config.teeth_edge) * (depth_in >= 0)

@@ -33,6 +33,7 @@ from inside the frame's own inner lips (what a closing mouth squeezes together).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,6 +58,9 @@ _INNER_LIPS = GROUPS["inner_lips"]
 _FACE_OVAL = GROUPS["face_oval"]
 _OUTER_LIPS = GROUPS["outer_lips"]
 _SUBPIXEL_BITS = 4                       # fixed-point bits for OpenCV polygon rasterising
+_FOLD_DEAD_ZONE = 0.04                   # log compression that makes no visible fold
+_FOLD_MAX = 0.3                          # folds darken the skin by at most this
+_FOLD_TINT = np.array([0.8, 1.0, 1.1], np.float32)  # shadowed skin turns redder (light scattered in it)
 _TEETH_CANDIDATES = 8                    # a video's most open frames tried for the teeth to show
 
 
@@ -67,6 +71,8 @@ class WarpConfig:
 
     margin: float = 0.35                 # deformable band around the face; beyond it the frame is untouched
     ring_points: int = 48                # anchor points on the ring around the face
+    fold_shading: float = 0.4            # squeezed skin darkens by this per unit of log compression
+    fold_blur: float = 0.015             # ... the shading smoothed over this (Gaussian sigma)
     mouth: MouthConfig = MouthConfig()   # the painted interior
     repaint_change: float = 0.08         # the interior is fully painted once the inner lips change by
                                          # this (mouth widths, RMS); less change keeps the frame's own
@@ -120,6 +126,10 @@ def _tessellation_faces() -> np.ndarray:
         neighbours.setdefault(a, set()).add(b)
         neighbours.setdefault(b, set()).add(a)
     faces = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
+    # A 3-clique whose three edges all border two other triangles is a hole's rim, not a face
+    # (two, at the nose wings); drawn, it would fold over its neighbours.
+    uses = Counter(edge for a, b, c in faces for edge in ((a, b), (a, c), (b, c)))
+    faces = {(a, b, c) for a, b, c in faces if min(uses[(a, b)], uses[(a, c)], uses[(b, c)]) <= 2}
     for eye in (GROUPS["right_eye"], GROUPS["left_eye"]):
         faces |= {(eye[0], eye[i], eye[i + 1]) for i in range(1, len(eye) - 1)}
     return np.array(sorted(faces), np.int64)
@@ -172,6 +182,17 @@ def _mouth_faces() -> np.ndarray:
 
 _MOUTH_FACES = _mouth_faces()
 
+# Where skin folds when squeezed (MediaPipe indices, both sides): the nasolabial folds, the
+# furrows between the brows and the nose's wrinkles. Lips, chin and cheeks are left out
+# (speech and the closing of an open mouth squeeze them all the time), and so is the
+# forehead, whose horizontal lines a smooth darkening cannot draw.
+_FOLD_POINTS = np.zeros(N_MESH)
+_FOLD_POINTS[[
+    203, 206, 216, 212, 57, 186, 205, 36, 207, 423, 426, 436, 432, 287, 410, 425, 266, 427,  # nasolabial
+    9, 8, 107, 336, 55, 285, 193, 417, 168,                                                     # glabella
+    6, 197, 122, 351, 188, 412, 196, 419, 174, 399, 236, 456, 3, 248, 195,                      # nose
+]] = 1.0
+
 
 @dataclass(frozen=True)
 class _Layout:
@@ -190,9 +211,20 @@ class _Layout:
     index: np.ndarray
 
 
-def _layout(target: np.ndarray, ring: np.ndarray, shape: tuple[int, int]) -> _Layout | None:
+def _signed_areas(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(F,)`` twice the signed area of each triangle of ``faces`` over ``(N, 2)`` points."""
+    a, b, c = (points[faces[:, k]] for k in range(3))
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+def _layout(target: np.ndarray, ring: np.ndarray, shape: tuple[int, int], source: np.ndarray
+            ) -> _Layout | None:
     """The :class:`_Layout` of ``(N_MESH, 2)`` target pixels inside the fixed ``(K, 2)``
-    ``ring`` on a frame of ``shape`` ``(H, W)``; None if the ring is off the frame."""
+    ``ring`` on a frame of ``shape`` ``(H, W)``; None if the ring is off the frame.
+
+    Triangles the target folds over (oriented otherwise than on the ``(N_MESH, 2)``
+    ``source`` face) are drawn first, so where they overlap a neighbour the unfolded one wins.
+    """
     x0, y0, x1, y1 = _clipped_box(ring, 0.0, shape[1], shape[0])
     if x1 <= x0 or y1 <= y0:
         return None
@@ -204,17 +236,38 @@ def _layout(target: np.ndarray, ring: np.ndarray, shape: tuple[int, int]) -> _La
     inside = ((corners[..., 0].max(axis=1) >= x0) & (corners[..., 0].min(axis=1) < x1)
               & (corners[..., 1].max(axis=1) >= y0) & (corners[..., 1].min(axis=1) < y1))
     faces = faces[inside]
+    folded = np.sign(_signed_areas(points, faces)) != np.sign(
+        _signed_areas(np.concatenate([source, anchors]), faces))
+    faces = np.concatenate([faces[folded], faces[~folded]])
     index = _face_index(points, faces, np.array([x0, y0], np.float64), (y1 - y0, x1 - x0))
     return _Layout((x0, y0, x1, y1), points, faces, index)
 
 
+def _compression(maps: np.ndarray) -> np.ndarray:
+    """``(F,)`` how much each triangle's skin is squeezed along some direction, beyond the
+    face's overall change of scale: ``log(s_max / g)`` of the backward maps ``(F, 2, 3)``,
+    ``s_max`` their largest singular value, ``g`` the median over triangles of
+    ``sqrt(s_max s_min)`` (so head motion and zoom give 0); NaN maps give 0."""
+    linear = np.nan_to_num(maps[:, :, :2])
+    frobenius = (linear ** 2).sum(axis=(1, 2))
+    determinant = np.abs(np.linalg.det(linear))
+    root = np.sqrt(np.maximum(frobenius ** 2 - 4.0 * determinant ** 2, 0.0))
+    largest = np.sqrt((frobenius + root) / 2.0)
+    scale = np.median(np.sqrt(determinant[determinant > 0])) if np.any(determinant > 0) else 1.0
+    return np.where(largest > 0, np.log(np.maximum(largest, 1e-9) / scale), 0.0)
+
+
 def _warp(frame: np.ndarray, out: np.ndarray, source: np.ndarray, layout: _Layout,
-          region: tuple[int, int, int, int] | None = None) -> None:
+          region: tuple[int, int, int, int] | None = None, folds: float = 0.0, fold_blur: float = 1.0) -> None:
     """Write into ``out`` the frame warped so that its mesh points ``source`` ``(N_MESH, 2)``
     go to the layout's target points (the inside of the inner lips too).
 
     Only pixels of triangles with a moving vertex are written; with ``region``
-    ``(x0, y0, x1, y1)``, only those inside it.
+    ``(x0, y0, x1, y1)``, only those inside it. With ``folds`` > 0, skin the warp
+    squeezes where folds form (:data:`_FOLD_POINTS`: the nasolabial fold of a smile, the
+    furrow between lowered brows, ...) is darkened by ``folds`` per unit of log
+    compression (:func:`_compression`) beyond ``_FOLD_DEAD_ZONE``, at most by
+    ``_FOLD_MAX``, the shading blurred by ``fold_blur`` pixels (Gaussian sigma).
     """
     x0, y0, x1, y1 = layout.box
     if region is not None:
@@ -237,6 +290,13 @@ def _warp(frame: np.ndarray, out: np.ndarray, source: np.ndarray, layout: _Layou
     map_x[rows, cols] = fetched[:, 0]
     map_y[rows, cols] = fetched[:, 1]
     warped = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    if folds > 0:
+        prone = np.concatenate([_FOLD_POINTS, np.zeros(len(layout.points) - N_MESH)])[layout.faces].mean(axis=1)
+        squeeze = np.maximum(_compression(maps) - _FOLD_DEAD_ZONE, 0.0) * prone
+        darkening = np.zeros((y1 - y0, x1 - x0), np.float32)
+        darkening[rows, cols] = np.clip(folds * squeeze[chosen], 0.0, _FOLD_MAX)
+        darkening = cv2.GaussianBlur(darkening, (0, 0), fold_blur)[..., None]
+        warped = np.clip(warped * (1.0 - darkening * _FOLD_TINT), 0, 255).astype(np.uint8)
     written = np.zeros((y1 - y0, x1 - x0), bool)
     written[rows, cols] = True
     np.copyto(out[y0:y1, x0:x1], warped, where=written[:, :, None])
@@ -315,10 +375,12 @@ class WarpRenderer:
         margin_px = self.config.margin * face_size(source)
         ring = anchor_ring(mesh_source, mesh_target, margin_px, self.config.ring_points)
         with self._threads.limit(limits=1, user_api="blas"):
-            layout = _layout(mesh_target, ring, frame.shape[:2])
+            layout = _layout(mesh_target, ring, frame.shape[:2], mesh_source)
             if layout is None:
                 return out
-            _warp(frame, out, mesh_source, layout)
+            size = face_size(source)
+            _warp(frame, out, mesh_source, layout, folds=self.config.fold_shading,
+                  fold_blur=max(self.config.fold_blur * size, 0.5))
             chosen = self._bank.choose(target) if self._bank is not None and target.shape[1] >= 3 else None
             if chosen is not None:
                 self._paste_mouth(out, chosen, target, layout)
