@@ -34,3 +34,15 @@ def test_rest_identity_takes_the_most_closed_mouth(rolling_frames):
     assert face.inner_mouth_opening(identity) <= opening.mean() + 1e-6
     far = face.GROUPS["left_eye"]
     np.testing.assert_allclose(identity[far], result.reference[far], atol=0.02)
+
+
+def test_eye_closure_measures_the_targets_own_blinks(rolling_frames):
+    result = tracking.analyse(face.track_frames(rolling_frames[0][:8], FPS))
+    opening = np.linalg.norm(result.canonical[:, 145, :2] - result.canonical[:, 159, :2], axis=1)
+    shut = result.canonical.copy()
+    for upper, lower in ((159, 145), (386, 374)):
+        shut[3, upper, 1] = shut[3, lower, 1] = (shut[3, upper, 1] + shut[3, lower, 1]) / 2
+    result.canonical = shut
+    closure = alignment.eye_closure(result)
+    assert closure[3] > 0.8 and np.all(closure[np.r_[0:3, 4:8]] < 0.2)
+    assert opening.min() > 0  # the astronaut's eyes are open in every frame

@@ -310,3 +310,14 @@ def test_unknown_action_unit_in_a_prototype_is_rejected():
     prototypes = dict(ProceduralConfig().prototypes, happy={"AU99": 1.0})
     with pytest.raises(InputError, match="AU99"):
         ProceduralConfig(prototypes=prototypes)
+
+
+def test_the_lids_follow_a_target_videos_own_blinks_instead_of_their_own(identity, silent_clip):
+    n_frames = frames_of(silent_clip)
+    driver = ProceduralDriver()
+    own = np.zeros(n_frames)
+    own[40:44] = [0.5, 1.0, 1.0, 0.5]
+    track = driver.drive(silent_clip, parse_emotion("surprised"), identity, n_frames, FPS, eye_closure=own)
+    lids = distance(identity + track, RIGHT_EYE)
+    assert lids[41] < 0.2 * lids[30]                                 # closed with the target
+    assert np.ptp(lids[np.r_[15:38, 46:n_frames - 15]]) < 0.1 * lids[30]  # and no blink of its own

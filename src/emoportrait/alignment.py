@@ -42,6 +42,32 @@ def rest_identity(result: TrackResult) -> np.ndarray:
     return (1 - weight) * result.reference + weight * closed
 
 
+_LID_PAIRS = ((159, 145), (386, 374))  # upper- and lower-lid middles of the right and left eye
+OPEN_PERCENTILE = 90.0
+"""A video's lids are taken as fully open at this percentile of their opening."""
+
+
+def eye_closure(result: TrackResult) -> np.ndarray:
+    """How far the target's lids are closed on each of its frames, from its own track.
+
+    The lid opening (upper- to lower-lid middle, canonical, both eyes averaged) over
+    its :data:`OPEN_PERCENTILE` over the frames where the face was seen, as closure
+    ``1 - opening / open`` clipped to [0, 1]: 0 with the eyes open, 1 in a blink.
+    Frames without a face count as open.
+
+    Returns:
+        ``(K,)`` float64, one per target frame.
+    """
+    canonical = result.canonical
+    opening = np.mean([np.linalg.norm(canonical[:, lower, :2] - canonical[:, upper, :2], axis=-1)
+                       for upper, lower in _LID_PAIRS], axis=0)
+    found = result.track.found
+    if not found.any():
+        return np.zeros(len(canonical))
+    wide = max(float(np.percentile(opening[found], OPEN_PERCENTILE)), 1e-6)
+    return np.where(found, np.clip(1.0 - opening / wide, 0.0, 1.0), 0.0)
+
+
 def pingpong_schedule(n_target: int, n_frames: int) -> np.ndarray:
     """Target frame index for each output frame, looping the target back and forth.
 

@@ -168,12 +168,14 @@ def generate(
     schedule = alignment.pingpong_schedule(len(frames), n_frames)
     if info.is_image:
         pose = alignment.idle_pose(target_face.pose, n_frames, fps, config.idle_motion_deg, config.seed)
+        closure = None
     else:
         pose = alignment.select_frames(target_face.pose, schedule)
+        closure = alignment.eye_closure(target_face)[schedule]  # its own blinks, not the driver's
     renderer.start(frames, track.landmarks, track.found)
     lap("track")
 
-    expression = driver.drive(samples, emotion, identity, n_frames, fps)
+    expression = driver.drive(samples, emotion, identity, n_frames, fps, eye_closure=closure)
     landmarks = align_expression(identity, expression, pose)
     lap("drive")
 

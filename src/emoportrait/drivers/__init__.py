@@ -31,6 +31,7 @@ class Driver(Protocol):
         identity: np.ndarray,
         n_frames: int,
         fps: float,
+        eye_closure: np.ndarray | None = None,
     ) -> np.ndarray:
         """Expression track for ``speech``.
 
@@ -42,6 +43,10 @@ class Driver(Protocol):
                 from the camera; rigid points centred with RMS radius 1).
             n_frames: T, output frames (``ceil(duration * fps)``).
             fps: output frame rate.
+            eye_closure: ``(T,)`` in [0, 1], how far the target video's own lids are
+                closed on the frame each output frame is drawn on (1: a blink). The
+                track's lids must follow it (its own blinks, if any, give way), so the
+                renderer never has to open a closed lid; None for a still portrait.
 
         Returns:
             ``(T, 478, 3)`` float32 displacements in the canonical frame.

@@ -33,6 +33,8 @@ from ..errors import InputError
 from ..evp.models import Audio2Landmark, Disentangler, EvpModelConfig
 from ..evp.stages import SubjectBuffers, checkpoint_dir
 from ..training import load_weights, read_run_config
+from .action_units import ActionUnitConfig, FaceGeometry, blink_field
+from .procedural import ProceduralConfig
 
 SILENCE_FADE_FRAMES = 2
 """Frames over which the displacement fades out into (and back from) silence."""
@@ -109,8 +111,11 @@ class LearnedDriver:
 
     @torch.no_grad()
     def drive(self, speech: np.ndarray, emotion: EmotionSpec, identity: np.ndarray, n_frames: int,
-              fps: float) -> np.ndarray:
-        """``(T, 478, 3)`` float32 canonical displacements; see :class:`~emoportrait.drivers.Driver`."""
+              fps: float, eye_closure: np.ndarray | None = None) -> np.ndarray:
+        """``(T, 478, 3)`` float32 canonical displacements; see :class:`~emoportrait.drivers.Driver`.
+
+        EVP's network does not blink; with ``eye_closure`` the lids close with the target's.
+        """
         if n_frames == 0:
             return np.zeros((0, identity.shape[0], 3), np.float32)
         config = replace(audio.AudioConfig(), fps=fps)
@@ -126,4 +131,7 @@ class LearnedDriver:
         xy = (displacement @ components).reshape(n_frames, -1, 2)
         expression = np.zeros((n_frames, identity.shape[0], 3), np.float32)
         expression[:, : xy.shape[1], :2] = xy
+        if eye_closure is not None:
+            lids = blink_field(FaceGeometry(identity), ProceduralConfig().blink_lower_share, ActionUnitConfig())
+            expression += (np.clip(eye_closure, 0.0, 1.0)[:, None, None] * lids).astype(np.float32)
         return expression

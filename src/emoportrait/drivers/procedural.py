@@ -485,6 +485,7 @@ class ProceduralDriver:
         identity: np.ndarray,
         n_frames: int,
         fps: float,
+        eye_closure: np.ndarray | None = None,
     ) -> np.ndarray:
         """Expression track for ``speech`` (see :class:`~emoportrait.drivers.Driver`).
 
@@ -494,6 +495,8 @@ class ProceduralDriver:
             identity: ``(478, 3)`` the target's face, canonical frame, mouth closed.
             n_frames: T, output frames.
             fps: Output frame rate.
+            eye_closure: ``(T,)`` the target video's own lid closure; it replaces the
+                driver's blinks (and, as they do, overrides the emotion's lid moves).
 
         Returns:
             ``(T, 478, 3)`` float32 canonical displacements.
@@ -501,18 +504,19 @@ class ProceduralDriver:
         if n_frames == 0:
             return np.zeros((0, N_LANDMARKS, 3), dtype=np.float32)
         geometry = FaceGeometry(identity)
-        coefficients = self._coefficients(speech, n_frames, fps)
+        coefficients = self._coefficients(speech, n_frames, fps, eye_closure)
         basis = self._basis(emotion, geometry)
         track = coefficients.astype(np.float32) @ basis.reshape(len(basis), -1).astype(np.float32)
         return track.reshape(n_frames, N_LANDMARKS, 3)
 
-    def _coefficients(self, speech: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
+    def _coefficients(self, speech: np.ndarray, n_frames: int, fps: float,
+                      eye_closure: np.ndarray | None) -> np.ndarray:
         """``(T, 7)`` per-frame weights of the fields of :meth:`_basis`, in that order."""
         config = self.config
         mouth = mouth_track(speech, n_frames, fps, config, self.audio)
         self.notes = f"mouth: {mouth.source}"
         envelope = emotion_envelope(n_frames, fps, config)
-        closure = blink_track(n_frames, fps, config)
+        closure = blink_track(n_frames, fps, config) if eye_closure is None else np.clip(eye_closure, 0.0, 1.0)
         return np.stack([mouth.opening, np.maximum(-mouth.width, 0.0), np.maximum(mouth.width, 0.0),
                          mouth.tuck, envelope, -envelope * closure, closure], axis=1)
 
