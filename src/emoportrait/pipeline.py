@@ -32,6 +32,7 @@ from .drivers.procedural import ProceduralDriver
 from .emotions import EmotionSpec
 from .errors import InputError
 from .face import TrackerConfig, track_frames
+from .face.glasses import frame_weights, wears_glasses
 from .geometry import align_expression
 from .render import Renderer, WarpRenderer
 
@@ -53,12 +54,15 @@ class GenerateConfig:
         seed: seeds the idle motion (blinks are seeded by the driver).
         keep_expression: keep the target's own expression (an open or smiling mouth)
             under the driven one instead of neutralising it first (:mod:`.neutralise`).
+        rigid_glasses: when the target wears glasses (:mod:`.face.glasses`), hold the
+            driven expression off the skin under their frames, so they do not bend.
     """
 
     size: int | None = None
     idle_motion_deg: float = 1.5
     seed: int = 0
     keep_expression: bool = False
+    rigid_glasses: bool = True
 
     def __post_init__(self) -> None:
         if self.size is not None and not 64 <= self.size <= 4096:
@@ -176,6 +180,11 @@ def generate(
     lap("track")
 
     expression = driver.drive(samples, emotion, identity, n_frames, fps, eye_closure=closure)
+    notes = [getattr(driver, "notes", "")]
+    seen = int(np.argmax(track.found))
+    if config.rigid_glasses and wears_glasses(frames[seen], track.landmarks[seen]):  # keep them straight
+        expression = expression * (1.0 - frame_weights(identity))[None, :, None].astype(np.float32)
+        notes.append("glasses: the skin under their frames follows the head only")
     landmarks = align_expression(identity, expression, pose)
     lap("drive")
 
@@ -189,4 +198,4 @@ def generate(
     lap("encode")
     height, width = frames[0].shape[:2]
     return GenerateSummary(output, n_frames, fps, (width + width % 2, height + height % 2),
-                           emotion.describe(), timings, getattr(driver, "notes", ""))
+                           emotion.describe(), timings, "; ".join(note for note in notes if note))
