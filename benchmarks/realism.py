@@ -1,7 +1,7 @@
 """How real the generated mouth is, against real people talking (``shared/media``).
 
 For each real talking clip with its own speech, ``generate`` makes two videos from
-the clip's own audio:
+the clip's own audio (neutral: a MEAD clip's photo already shows its emotion):
 
 * **still**: the target is the clip's first frame, as a portrait;
 * **video**: the target is the clip itself (self-reenactment: its head motion kept,

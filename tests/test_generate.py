@@ -96,7 +96,7 @@ EMOTION_CHECKS = {
     "surprised": [(105, 1, -1), (334, 1, -1)],
     "angry": [(105, 1, +1), (334, 1, +1), (0, 1, -1)],   # brows down (AU4), teeth bared (AU10)
     "fear": [(105, 1, -1), (334, 1, -1)],
-    "disgusted": [(0, 1, -1), (17, 1, +1)],       # upper lip up (AU10), lower lip down (AU16)
+    "disgusted": [(0, 1, -1), (105, 1, +1), (334, 1, +1)],  # upper lip up (AU10), brows down (AU4)
 }
 
 

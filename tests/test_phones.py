@@ -53,3 +53,12 @@ def test_real_english_speech_is_recognised_as_words():
 def test_music_is_refused():
     with pytest.raises(RecognitionFailed):
         recognise_phones(audio.load_audio(shared_media("talking/glasses_man_talking.mp4")))
+
+
+def test_a_prefetched_recognition_gives_the_same_phones(demo_speech):
+    from emoportrait import phones
+
+    phones.prefetch(demo_speech)
+    assert phones._key(demo_speech, phones.PhoneConfig()) in phones._PENDING
+    assert recognise_phones(demo_speech) == recognise_phones(demo_speech)   # first from the worker
+    assert phones._key(demo_speech, phones.PhoneConfig()) not in phones._PENDING

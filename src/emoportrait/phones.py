@@ -23,6 +23,11 @@ words + alignment, 0.07x for the phone loop. The decoders are built once per pro
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.util import find_spec
@@ -182,6 +187,32 @@ def _plausible(timing: PhoneTiming, silent: np.ndarray, config: PhoneConfig) -> 
             f"{100 * config.min_coverage:.0f}% and at most {config.max_phone_s:g} s)")
 
 
+def _key(samples: np.ndarray, config: PhoneConfig) -> tuple[str, PhoneConfig]:
+    return hashlib.sha1(np.ascontiguousarray(samples, dtype=np.float32).tobytes()).hexdigest(), config
+
+
+def prefetch(samples: np.ndarray, config: PhoneConfig = PhoneConfig()) -> None:
+    """Start recognising ``samples`` in a worker process, so it runs while other work goes
+    on (:func:`emoportrait.pipeline.generate` tracks the target meanwhile); the next
+    :func:`recognise_phones` of the same samples waits for it instead of starting over.
+
+    The worker is forked, which needs no re-import of the caller's script; where fork is
+    not the platform's way (macOS, Windows) nothing is started and recognition runs
+    when asked.
+    """
+    key = _key(samples, config)
+    if key in _PENDING or sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+        return
+    for kind in ("words", "align", "phone loop"):
+        _decoder(kind)  # built here once, so every forked worker starts with them loaded
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    _PENDING[key] = executor.submit(_recognise, np.asarray(samples, dtype=np.float32), config)
+    executor.shutdown(wait=False)
+
+
+_PENDING: dict[tuple[str, PhoneConfig], Future] = {}
+
+
 def recognise_phones(samples: np.ndarray, config: PhoneConfig = PhoneConfig()) -> PhoneTiming:
     """The phones of ``samples`` with their times (see the module docstring).
 
@@ -196,7 +227,17 @@ def recognise_phones(samples: np.ndarray, config: PhoneConfig = PhoneConfig()) -
         RecognitionFailed: neither gave a plausible result (music, noise, no speech);
             the message gives both reasons.
     """
-    samples = np.asarray(samples, dtype=np.float32)
+    pending = _PENDING.pop(_key(samples, config), None)
+    if pending is not None:
+        try:
+            return pending.result()
+        except BrokenProcessPool:  # the worker died (out of memory, killed): do it here
+            pass
+    return _recognise(np.asarray(samples, dtype=np.float32), config)
+
+
+def _recognise(samples: np.ndarray, config: PhoneConfig) -> PhoneTiming:
+    """:func:`recognise_phones` itself, in this process."""
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
     frames = max(1, int(np.ceil(len(samples) * _FRAMES_PER_SECOND / _SAMPLE_RATE)))
     silent = silence_mask(samples, AudioConfig(fps=_FRAMES_PER_SECOND), frames)

@@ -24,6 +24,11 @@ class Driver(Protocol):
 
     notes: str
 
+    def prepare(self, speech: np.ndarray) -> None:
+        """Called with the ``(S,)`` 16 kHz speech as soon as it is loaded, before the target
+        is read and tracked: a driver may start slow work on it in the background."""
+        ...
+
     def drive(
         self,
         speech: np.ndarray,

@@ -91,7 +91,7 @@ class ActionUnitConfig:
     au10_upper_lip_raise: float = 0.08   # lift of the upper-lip centre (0 at the corners)
     au12_corner: tuple[float, float, float] = (0.1, -0.12, 0.03)    # lip corner out, up, back
     au14_corner: tuple[float, float, float] = (0.02, -0.02, 0.06)   # lip corner back into the cheek
-    au15_corner: tuple[float, float, float] = (0.02, 0.14, 0.0)     # lip corner down
+    au15_corner: tuple[float, float, float] = (0.02, 0.1, 0.0)      # lip corner down
     au16_lower_lip: tuple[float, float] = (0.08, -0.03)  # lower-lip centre (y down, z forward)
     au17_lower_lip: tuple[float, float] = (-0.05, -0.03)  # chin raiser: lower-lip centre pushed up, forward
     au17_chin: float = 0.04              # ... and the chin boss lifted

@@ -76,6 +76,9 @@ class LearnedDriver:
         self.emotion_audio = emotion_audio
         self.notes = ""
 
+    def prepare(self, speech: np.ndarray) -> None:
+        """Nothing to start ahead: the networks run in :meth:`drive`."""
+
     @torch.no_grad()
     def _encode(self, windows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """``(T, 28, 12)`` windows → content ``(T, 256)`` and emotion ``(T, 128)`` codes."""

@@ -37,7 +37,7 @@ from ..audio import AudioConfig, frame_count, frame_loudness, silence_mask
 from ..emotions import EMOTIONS, EmotionSpec
 from ..errors import InputError
 from ..face.landmarks import N_LANDMARKS
-from ..phones import PhoneConfig, RecognitionFailed, recognise_phones
+from ..phones import PhoneConfig, RecognitionFailed, prefetch, recognise_phones
 from ..ramps import smoothstep
 from .action_units import (
     ACTION_UNITS,
@@ -60,7 +60,7 @@ MOUTH_SOURCES = ("auto", "visemes", "spectral")
 # FACS prototypes: AU weights of each emotion at intensity 1 (after Ekman & Friesen's EMFACS).
 _PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.0, "AU10": 0.4, "AU12": 1.3, "AU25": 1.5},               # Duchenne smile, teeth showing
-    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.6},                  # oblique brows, corners down
+    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.4},                  # oblique brows, corners down
     "angry": {"AU4": 1.2, "AU5": 0.5, "AU7": 1.0, "AU10": 0.6, "AU23": 0.4, "AU25": 0.6},  # glare, bared teeth
     "fear": {"AU1": 1.2, "AU2": 0.7, "AU4": 0.4, "AU5": 1.2, "AU20": 1.2, "AU25": 0.6, "AU26": 0.3},
     "disgusted": {"AU9": 1.2, "AU10": 1.0, "AU4": 0.5, "AU6": 0.4, "AU7": 0.5, "AU15": 0.4, "AU17": 0.5},
@@ -477,6 +477,11 @@ class ProceduralDriver:
         self.action_units = action_units
         self.audio = audio
         self.notes = ""
+
+    def prepare(self, speech: np.ndarray) -> None:
+        """Start recognising the speech's phones in a worker process (:func:`~emoportrait.phones.prefetch`)."""
+        if self.config.mouth != "spectral":
+            prefetch(speech, self.config.phones)
 
     def drive(
         self,

@@ -56,11 +56,15 @@ class MouthConfig:
     tongue_top: float = 0.55           # the tongue's top, as a fraction of the opening from the top ...
     tongue_min_opening: float = 0.15   # ... shown once the mouth opens this wide (mouth widths)
     tongue_half_width: float = 0.75    # its half width (of the half mouth width)
+    lip_inner_gain: float = 0.5        # the lips' inner surface: their colour times this (linear light) ...
+    lip_margin: float = 0.03           # ... seen this far above the lower lip and toward the corners
+    lip_margin_share: float = 0.7      # ... and blended in this much
     cavity_bottom_shade: float = 0.4   # the cavity darkens by this much toward its bottom
     cavity_centre_shade: float = 0.45  # ... and by this much toward its centre line
     teeth_height: float = 0.1          # visible length of the upper teeth below the upper lip
-    lower_teeth_height: float = 0.05   # ... of the lower teeth above the lower lip
-    lower_teeth_shade: float = 0.7     # the lower teeth, in the shadow of the upper ones, are this bright
+    lower_teeth_height: float = 0.04   # ... of the lower teeth above the lower lip's inner surface
+    lower_teeth_shade: float = 0.6     # the lower teeth, in the shadow of the upper ones, are this bright
+    lower_teeth_span: float = 0.65     # ... and show across this much of the half mouth (the front ones)
     lower_teeth_skip: float = 0.04     # they show the strip from this depth on (past its lip shadow)
     lower_teeth_opening: float = 0.15  # the lower lip uncovers them as the mouth opens past this ...
     lower_teeth_reveal: float = 0.1    # ... fully this much wider
@@ -359,6 +363,7 @@ class MouthPainter:
         self.strip = strip
         self.cavity_linear = config.cavity_gain * _to_linear(lips_rgb)
         self.tongue_linear = config.tongue_gain * _to_linear(lips_rgb)
+        self.lip_inner_linear = config.lip_inner_gain * _to_linear(lips_rgb)
         self.config = config
 
     @classmethod
@@ -400,16 +405,22 @@ class MouthPainter:
         rise = (coordinates.lower_at(along) - down) / coordinates.width
         colour = cavity
         relative = opening / coordinates.width
-        reveal = smoothstep((relative - config.lower_teeth_opening) / config.lower_teeth_reveal)
+        reveal = (smoothstep((relative - config.lower_teeth_opening) / config.lower_teeth_reveal)
+                  * smoothstep((config.lower_teeth_span - np.abs(u)) / 0.2))  # the front teeth only
         parted = smoothstep((relative - config.teeth_opening) / config.teeth_reveal)
         for depth_in, height, brightness, skip, shown in (
                 (v, config.teeth_height, 1.0, 0.0, parted),
-                (rise, config.lower_teeth_height, config.lower_teeth_shade, config.lower_teeth_skip, reveal)):
+                (rise - config.lip_margin, config.lower_teeth_height, config.lower_teeth_shade,
+                 config.lower_teeth_skip, reveal)):
             texture, valid = self._sample(u, depth_in + skip)
             alpha = shown * valid * smoothstep((height - depth_in) / config.teeth_edge) * (depth_in >= 0)
             shade = brightness * (1.0 - config.corner_shade * u * u) * (
                 1.0 - config.lip_shadow * np.clip(1.0 - depth_in / config.lip_shadow_depth, 0.0, 1.0))
             colour = colour + alpha[..., None] * (texture * shade[..., None] - colour)
+        # the wet inner surface of the lower lip and of the corners, before the dark inside
+        margin = np.maximum(smoothstep((config.lip_margin - rise) / config.lip_margin),
+                            smoothstep((np.abs(u) - 0.85) / 0.15))
+        colour = colour + (config.lip_margin_share * margin)[..., None] * (_to_srgb(self.lip_inner_linear) - colour)
         light = 1.0 - (1.0 - config.shadow_depth) * (1.0 - smoothstep(relative / config.shadow_opening))
         return (colour * light[..., None]).astype(np.float32)
 
@@ -428,9 +439,9 @@ class MouthPainter:
         """Paint the interior into ``out`` ``(H, W, 3)`` uint8 inside the inner lips of
         ``(478, 2+)`` landmarks, with ``opacity`` (clipped to [0, 1], through a smoothstep).
 
-        The inner-lip polygon is blurred by ``feather_fraction`` of the mouth width and
-        scaled by 1.5, so it is opaque inside, fades over the lips' inner edge, and a
-        closed mouth's slit stays faint.
+        The inner-lip polygon's coverage is softened inward by ``feather_fraction`` of the
+        mouth width (and never reaches outside it), so it is opaque inside, fades in over
+        the lips' inner edge, and a closed mouth's slit stays faint.
         """
         opacity = float(smoothstep(opacity))
         if opacity <= 0.0:
@@ -447,8 +458,8 @@ class MouthPainter:
         origin = np.array([x0, y0], np.float64)
         shape = (y1 - y0, x1 - x0)
         mask = polygon_mask(polygon - origin, shape)
-        if feather > 0.3:
-            mask = np.minimum(1.5 * cv2.GaussianBlur(mask, (0, 0), feather), 1.0)
+        if feather > 0.3:  # soft toward the inside, nothing outside: no dark rim on the lips
+            mask = mask * np.minimum(1.5 * cv2.GaussianBlur(mask, (0, 0), feather), 1.0)
         if not mask.any():
             return
         patch = out[y0:y1, x0:x1].astype(np.float32)
