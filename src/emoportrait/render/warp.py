@@ -6,29 +6,30 @@ For each output frame, :class:`WarpRenderer` takes the target video frame
 should have (``target``, same layout), and warps the frame so that every mesh
 point moves from its source to its target position.
 
-The warp is piecewise affine over a Delaunay triangulation of the *target*
-positions (triangles never fold in the output) of
+The warp is piecewise affine over triangles of the *target* positions:
 
-- the 468 mesh points (the 10 iris points are left out: they sit on top of the
-  eyelid points and add nothing the eye contours do not already move),
-- an anchor ring of :attr:`WarpConfig.ring_points` points around the face, a
-  margin of :attr:`WarpConfig.margin` face sizes outside every source and target
-  mesh point, that does not move,
-- the four corners of the ring's bounding box, that do not move either.
+- the faces of MediaPipe's face-mesh tessellation over the 468 mesh points (the 10
+  iris points are left out: they sit on top of the eyelid points), with the eyes
+  filled by fans of their contours and the mouth by a strip between the inner lips
+  (so closing lips meet and opening ones stretch the frame's own mouth);
+- a Delaunay triangulation of the band between the face oval and an anchor ring of
+  :attr:`WarpConfig.ring_points` points around the face, a margin of
+  :attr:`WarpConfig.margin` face sizes outside every source and target mesh point,
+  and the four corners of the ring's bounding box; these do not move.
 
-Each triangle maps output pixels back to the frame by an affine *displacement*
-(source − target), so a triangle whose three vertices do not move has exactly
-zero displacement: only pixels inside triangles with a moving vertex are
-resampled (bilinear, reflected at the frame border); every other pixel — the
-whole frame outside the anchor ring in particular — is copied unchanged, and
-``render(frame, L, L)`` returns the frame exactly.
+Each triangle maps output pixels back to the frame by an affine map, so a triangle
+whose three vertices do not move copies its pixels unchanged: only pixels inside
+triangles with a moving vertex are resampled (bilinear, reflected at the frame
+border); every other pixel, the whole frame outside the anchor ring in particular,
+is copied unchanged, and ``render(frame, L, L)`` returns the frame exactly.
+Triangles the target folds over are drawn first, so unfolded ones win where they
+overlap. Skin the warp squeezes where folds form is darkened a little.
 
-Inside the driven mouth the warp would only stretch what the frame shows there
-(teeth pulled into stripes, or a thin line pulled open), so the interior is painted
-by :class:`~emoportrait.render.mouth.MouthPainter`: the target's own (or the
-bundled) teeth hanging from the upper lip over a dark cavity in the target's colours.
-It covers the driven inner-lip contour and every output pixel the warp fetched
-from inside the frame's own inner lips (what a closing mouth squeezes together).
+The mouth (:mod:`.mouth`, :mod:`.mouth_bank`): on a video target each driven mouth is
+drawn from the target frame whose mouth matches it best; otherwise the inside of the
+driven inner lips is painted (the target's own or the bundled teeth over a dark
+cavity in the target's colours), fading in as the mouth's shape departs from the
+frame's own.
 """
 
 from __future__ import annotations
@@ -40,10 +41,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from matplotlib.path import Path
+from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
 from scipy.spatial import Delaunay
 from threadpoolctl import ThreadpoolController
-
-from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
 
 from ..face.landmarks import GROUPS
 from .mouth import LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip
@@ -54,7 +54,6 @@ __all__ = ["WarpConfig", "WarpRenderer", "anchor_ring", "face_size"]
 N_MESH = 468
 """Mesh points used by the warp (indices ``0 .. 467``; the iris points are not used)."""
 
-_INNER_LIPS = GROUPS["inner_lips"]
 _FACE_OVAL = GROUPS["face_oval"]
 _OUTER_LIPS = GROUPS["outer_lips"]
 _SUBPIXEL_BITS = 4                       # fixed-point bits for OpenCV polygon rasterising
@@ -302,6 +301,13 @@ def _warp(frame: np.ndarray, out: np.ndarray, source: np.ndarray, layout: _Layou
     np.copyto(out[y0:y1, x0:x1], warped, where=written[:, :, None])
 
 
+def _grown(polygon: np.ndarray, by: float) -> np.ndarray:
+    """``(K, 2)`` polygon moved outward from its centroid by ``by`` pixels at every vertex."""
+    centre = polygon.mean(axis=0)
+    radius = np.maximum(np.linalg.norm(polygon - centre, axis=1, keepdims=True), 1e-3)
+    return centre + (polygon - centre) * (1.0 + by / radius)
+
+
 class WarpRenderer:
     """Render a frame with its face moved to new landmarks by a piecewise-affine warp.
 
@@ -372,13 +378,12 @@ class WarpRenderer:
         mesh_target = target[:N_MESH, :2].astype(np.float64)
         if np.array_equal(mesh_source, mesh_target):
             return out
-        margin_px = self.config.margin * face_size(source)
-        ring = anchor_ring(mesh_source, mesh_target, margin_px, self.config.ring_points)
+        size = face_size(source)
+        ring = anchor_ring(mesh_source, mesh_target, self.config.margin * size, self.config.ring_points)
         with self._threads.limit(limits=1, user_api="blas"):
             layout = _layout(mesh_target, ring, frame.shape[:2], mesh_source)
             if layout is None:
                 return out
-            size = face_size(source)
             _warp(frame, out, mesh_source, layout, folds=self.config.fold_shading,
                   fold_blur=max(self.config.fold_blur * size, 0.5))
             chosen = self._bank.choose(target) if self._bank is not None and target.shape[1] >= 3 else None
@@ -402,12 +407,8 @@ class WarpRenderer:
         config = self.config
         frame, source = self._frames[chosen], self._landmarks[chosen]
         lips = target[_OUTER_LIPS, :2].astype(np.float64)
-        centre = lips.mean(axis=0)
         width = float(np.ptp(lips[:, 0]))
-        grown = centre + (lips - centre) * (1.0 + config.paste_margin * width / np.maximum(
-            np.linalg.norm(lips - centre, axis=1, keepdims=True), 1e-3))
-        band = centre + (lips - centre) * (1.0 + 2.0 * config.paste_margin * width / np.maximum(
-            np.linalg.norm(lips - centre, axis=1, keepdims=True), 1e-3))
+        grown, band = (_grown(lips, share * config.paste_margin * width) for share in (1.0, 2.0))
         height, frame_width = out.shape[:2]
         x0, y0, x1, y1 = _clipped_box(band, 2.0, frame_width, height)
         if x1 <= x0 or y1 <= y0:
