@@ -41,3 +41,20 @@ def test_a_closed_mouth_stays_and_crossed_lips_part(closed):
     crossed[[87, 14, 317], 1] -= 0.03   # pressed lips, tracked crossing each other
     assert gaps(crossed, INNER_PAIRS).max() < 0
     np.testing.assert_allclose(gaps(neutralise(crossed), INNER_PAIRS), NeutraliseConfig().closed_gap, atol=0.004)
+
+
+def test_smiles_and_frowns_are_levelled_side_by_side(closed):
+    from emoportrait.drivers.action_units import action_unit
+    from emoportrait.neutralise import corner_lift
+
+    geometry = FaceGeometry(closed)
+    config = NeutraliseConfig()
+    smiling = closed + action_unit(geometry, "AU12R")              # a smirk on her right side only
+    frowning = closed + action_unit(geometry, "AU15")
+    assert corner_lift(smiling, "right") > config.neutral_lift + 0.05
+    levelled = neutralise(smiling)
+    assert abs(corner_lift(levelled, "right") - config.neutral_lift) < 0.035   # from 0.136
+    assert abs(corner_lift(levelled, "left") - corner_lift(smiling, "left")) < 0.01   # the other side kept
+    assert corner_lift(frowning, "left") < config.neutral_lift - config.frown_margin - 0.03
+    raised = neutralise(frowning)
+    assert abs(corner_lift(raised, "left") - (config.neutral_lift - config.frown_margin)) < 0.02

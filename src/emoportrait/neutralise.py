@@ -8,11 +8,12 @@ action units the driver uses (:mod:`.drivers.action_units`):
 
 * **open mouth**: the lips are closed (the jaw rises, the upper lip comes down a
   little, the rest of the inner-lip contour is sealed);
-* **smile**, on each side: how far the lip corner sits above the upper inner lip's
-  middle, over the mouth width (:func:`corner_lift`), beyond a neutral face's, is
+* **smile or frown**, on each side: how far the lip corner sits above the upper inner
+  lip's middle, over the mouth width (:func:`corner_lift`), beyond a neutral face's, is
   undone with the lip corner puller (AU12) and part of the cheek raiser (AU6) of that
-  side. Neutral faces measure 0.00-0.06 (MEAD's M030 and W009, four neutral portraits
-  of ``shared/media``), smiles 0.09-0.16.
+  side; corners lower than ``frown_margin`` below it with the depressor (AU15).
+  Neutral faces measure 0.00-0.06 (MEAD's M030 and W009, four neutral portraits of
+  ``shared/media``), smiles 0.09-0.16.
 
 Brow height and lid opening differ too much between people to be told from one face
 and are kept.
@@ -41,7 +42,8 @@ class NeutraliseConfig:
     closed_gap: float = 0.005      # inner-lip height (13 to 14) of closed lips; wider mouths are closed
     upper_lip_share: float = 0.25  # share of the closing done by the upper lip (the jaw does the rest)
     neutral_lift: float = 0.035    # corner lift of a neutral face (measured: 0.00-0.06)
-    max_smile: float = 1.5         # at most this much AU12 is taken off a side
+    frown_margin: float = 0.035    # corners lower than neutral by more than this are frowning
+    max_amount: float = 1.5        # at most this much AU12 or AU15 is taken off a side
     cheek_share: float = 0.5       # AU6 taken off with each unit of AU12
 
 
@@ -93,18 +95,26 @@ def corner_lift(points: np.ndarray, side: str) -> float:
     return float(points[_UPPER_MIDDLE, 1] - points[_CORNERS[side], 1]) / width
 
 
-def remove_smile(geometry: FaceGeometry, points: np.ndarray, config: NeutraliseConfig = NeutraliseConfig(),
-                 units: ActionUnitConfig = ActionUnitConfig()) -> np.ndarray:
-    """``(478, 3)`` displacement taking the smile off ``points`` (a closed-mouth version of
-    ``geometry``'s face), each side on its own (see the module docstring)."""
+def level_corners(geometry: FaceGeometry, points: np.ndarray, config: NeutraliseConfig = NeutraliseConfig(),
+                  units: ActionUnitConfig = ActionUnitConfig()) -> np.ndarray:
+    """``(478, 3)`` displacement bringing the lip corners of ``points`` (a closed-mouth
+    version of ``geometry``'s face) to a neutral face's height, each side on its own:
+    a smile is undone with AU12 and some AU6, a frown with AU15 (see the module docstring)."""
     field = np.zeros_like(points)
     for side in SIDES:
         suffix = _SIDE_SUFFIX[side]
-        smile = action_unit(geometry, f"AU12{suffix}", units) + config.cheek_share * action_unit(
-            geometry, f"AU6{suffix}", units)
-        per_unit = corner_lift(points + smile, side) - corner_lift(points, side)
-        amount = (corner_lift(points, side) - config.neutral_lift) / per_unit if per_unit > 0 else 0.0
-        field -= float(np.clip(amount, 0.0, config.max_smile)) * smile
+        lift = corner_lift(points, side) - config.neutral_lift
+        if lift > 0:
+            unit = action_unit(geometry, f"AU12{suffix}", units) + config.cheek_share * action_unit(
+                geometry, f"AU6{suffix}", units)
+        elif lift < -config.frown_margin:
+            unit = action_unit(geometry, f"AU15{suffix}", units)
+            lift += config.frown_margin
+        else:
+            continue
+        per_unit = corner_lift(points + unit, side) - corner_lift(points, side)
+        amount = lift / per_unit if per_unit * lift > 0 else 0.0
+        field -= float(np.clip(amount, 0.0, config.max_amount)) * unit
     return field
 
 
@@ -119,4 +129,4 @@ def neutralise(identity: np.ndarray, config: NeutraliseConfig = NeutraliseConfig
     """
     geometry = FaceGeometry(identity)
     closed = geometry.points + close_lips(geometry, config)
-    return closed + remove_smile(geometry, closed, config)
+    return closed + level_corners(geometry, closed, config)

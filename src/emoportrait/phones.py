@@ -85,7 +85,8 @@ class PhoneTiming:
         spoken = [p for p in self.phones if p.label != SILENCE]
         duration = sum(p.end_s - p.start_s for p in spoken)
         rate = len(spoken) / duration if duration else 0.0
-        text = f" '{self.text}'" if self.text else ""
+        words = self.text if len(self.text) <= 60 else self.text[:57].rsplit(" ", 1)[0] + " ..."
+        text = f" '{words}'" if words else ""
         return f"{self.method}{text} ({rate:.1f} phones/s)"
 
 

@@ -4,8 +4,10 @@ The whole data flow of the design, composed from the stages:
 
 1. speech → 16 kHz samples (:mod:`.audio`), checked (not silent, long enough);
 2. target → frames (:mod:`.media`), tracked face, pose and rest identity
-   (:mod:`.tracking`, :mod:`.alignment`);
-3. driver → expression track ``(T, 478, 3)`` in the canonical frame (:mod:`.drivers`);
+   (:mod:`.tracking`, :mod:`.alignment`), its own expression taken off
+   (:mod:`.neutralise`);
+3. driver → expression track ``(T, 478, 3)`` in the canonical frame (:mod:`.drivers`),
+   its lids following a target video's own, held off glasses' frames (:mod:`.face.glasses`);
 4. 3D-aware alignment → output landmarks ``(T, 478, 3)`` in pixels, with the
    target frame's own pose (:mod:`.geometry`);
 5. renderer → frames, muxed with the speech into the mp4 (:mod:`.render`, :mod:`.media`).
@@ -26,7 +28,6 @@ import numpy as np
 from tqdm import tqdm
 
 from . import alignment, audio, media, tracking
-from .neutralise import neutralise
 from .drivers import Driver
 from .drivers.procedural import ProceduralDriver
 from .emotions import EmotionSpec
@@ -34,6 +35,7 @@ from .errors import InputError
 from .face import TrackerConfig, track_frames
 from .face.glasses import frame_weights, wears_glasses
 from .geometry import align_expression
+from .neutralise import neutralise
 from .render import Renderer, WarpRenderer
 
 STILL_FPS = 25.0
@@ -181,7 +183,7 @@ def generate(
     lap("track")
 
     expression = driver.drive(samples, emotion, identity, n_frames, fps, eye_closure=closure)
-    notes = [getattr(driver, "notes", "")]
+    notes = [driver.notes]
     seen = int(np.argmax(track.found))
     if config.rigid_glasses and wears_glasses(frames[seen], track.landmarks[seen]):  # keep them straight
         expression = expression * (1.0 - frame_weights(identity))[None, :, None].astype(np.float32)

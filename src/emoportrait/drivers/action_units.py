@@ -35,7 +35,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import shortest_path
 
 from ..errors import InputError
-from ..face.landmarks import GROUPS, N_LANDMARKS, RIGID
+from ..face.landmarks import GROUPS, N_LANDMARKS, RIGID, contour_halves
 from ..ramps import smoothstep
 
 SIDES = ("right", "left")
@@ -91,7 +91,7 @@ class ActionUnitConfig:
     au10_upper_lip_raise: float = 0.08   # lift of the upper-lip centre (0 at the corners)
     au12_corner: tuple[float, float, float] = (0.1, -0.12, 0.03)    # lip corner out, up, back
     au14_corner: tuple[float, float, float] = (0.02, -0.02, 0.06)   # lip corner back into the cheek
-    au15_corner: tuple[float, float, float] = (0.02, 0.1, 0.0)      # lip corner down
+    au15_corner: tuple[float, float, float] = (0.02, 0.14, 0.0)     # lip corner down
     au16_lower_lip: tuple[float, float] = (0.08, -0.03)  # lower-lip centre (y down, z forward)
     au17_lower_lip: tuple[float, float] = (-0.05, -0.03)  # chin raiser: lower-lip centre pushed up, forward
     au17_chin: float = 0.04              # ... and the chin boss lifted
@@ -110,7 +110,8 @@ class ActionUnitConfig:
 
 @dataclass(frozen=True)
 class Arcs:
-    """The two halves of a closed contour (lids, lips), split at its two corners.
+    """The two halves of a closed contour (lids, lips), each from its image-left corner
+    to its image-right one (:func:`~emoportrait.face.landmarks.contour_halves`).
 
     Attributes:
         upper: ``(n,)`` indices from one end to the other, both ends included.
@@ -119,25 +120,6 @@ class Arcs:
 
     upper: np.ndarray
     lower: np.ndarray
-
-
-# Each contour's two corners and a point of its upper half (MediaPipe indices): arcs are
-# found by these labels, not by where the points lie, so crossed lips or lids stay right.
-_CONTOUR_LABELS = {
-    "right_eye": ((33, 133), 159), "left_eye": ((362, 263), 386),
-    "outer_lips": ((61, 291), 0), "inner_lips": ((78, 308), 13),
-}
-
-
-def _split_loop(name: str) -> Arcs:
-    """Split the closed contour ``name`` of :data:`GROUPS` at its corners into its arcs."""
-    loop = GROUPS[name]
-    (one_corner, other_corner), upper_point = _CONTOUR_LABELS[name]
-    first, second = sorted((int(np.flatnonzero(loop == one_corner)[0]),
-                            int(np.flatnonzero(loop == other_corner)[0])))
-    one = loop[first:second + 1]
-    other = np.concatenate([loop[second:], loop[:first + 1]])
-    return Arcs(upper=one, lower=other) if upper_point in one else Arcs(upper=other, lower=one)
 
 
 class FaceGeometry:
@@ -169,11 +151,11 @@ class FaceGeometry:
 
     def eye_arcs(self, side: str) -> Arcs:
         """Upper- and lower-lid margins of one eye, each from corner to corner."""
-        return _split_loop(f"{side}_eye")
+        return Arcs(*contour_halves(f"{side}_eye"))
 
     def lip_arcs(self, contour: str) -> Arcs:
         """Upper and lower halves of the ``"outer_lips"`` or ``"inner_lips"`` contour."""
-        return _split_loop(contour)
+        return Arcs(*contour_halves(contour))
 
     @cached_property
     def mouth_centre_x(self) -> float:

@@ -108,6 +108,27 @@ IBUG68_MOUTH = np.arange(48, 68)
 """Positions of the mouth points (outer + inner lips) within the 68-point layout."""
 
 
+# Each closed contour's two corners (image left, then image right) and a point of its
+# upper half: its halves are found by these labels, not by where the points lie, so
+# crossed lips or closed lids keep their upper and lower halves.
+_CONTOUR_LABELS = {
+    "right_eye": ((33, 133), 159), "left_eye": ((362, 263), 386),
+    "outer_lips": ((61, 291), 0), "inner_lips": ((78, 308), 13),
+}
+
+
+def contour_halves(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower halves of the closed contour ``name`` (an eye or the outer or
+    inner lips), each from the image-left corner to the image-right one, corners included."""
+    loop = GROUPS[name]
+    (left, right), upper_point = _CONTOUR_LABELS[name]
+    first, second = int(np.flatnonzero(loop == left)[0]), int(np.flatnonzero(loop == right)[0])
+    rolled = np.roll(loop, -first)            # starts at the left corner
+    split = (second - first) % len(loop)      # where the right corner now is
+    one, other = rolled[:split + 1], np.append(rolled[split:], rolled[0])[::-1]
+    return (one, other) if upper_point in one else (other, one)
+
+
 def group(name: str) -> np.ndarray:
     """Return the indices of a named group; raise ``KeyError`` naming the valid ones."""
     try:

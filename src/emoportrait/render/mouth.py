@@ -7,13 +7,17 @@ for an open one. :class:`MouthPainter` paints the interior instead, in layers, i
 inner corners), ``v`` down from the upper inner lip in units of the inner mouth width.
 
 * The **cavity**: the colour of the target's lips, darkened (a black-and-white photo
-  gets a grey mouth), shaded darker toward the middle and the bottom.
-* The **upper teeth**: a :class:`TeethStrip`, a texture of real teeth in ``(u, v)``
-  that hangs from the upper inner lip: it moves with the lip and is never stretched
-  by the opening; the lower lip covers what the opening does not show. The strip is
-  cut from the target itself when it shows its teeth (:func:`teeth_strip`), else it is
-  the bundled one (scikit-image's public-domain astronaut portrait,
-  :func:`bundled_strip`), colour-matched to the target's lighting: its skin and the whites of its eyes
+  gets a grey mouth), shaded darker toward the middle and the bottom, with the
+  tongue's back rising in a wide-open mouth and the lips' wet inner surface at the
+  lower lip and the corners.
+* The **teeth**: a :class:`TeethStrip`, a texture of real teeth in ``(u, v)``. The
+  upper ones hang from the upper inner lip: they move with the lip and are never
+  stretched by the opening; the lower lip covers what the opening does not show. The
+  lower front teeth (the strip mirrored, in shadow) show on the lower lip when the
+  mouth opens wide. A nearly closed mouth is dark inside. The strip is cut from the
+  target itself when it shows its teeth (:func:`teeth_strip`), else it is the bundled
+  one (scikit-image's public-domain astronaut portrait, :func:`bundled_strip`),
+  colour-matched to the target's lighting: its skin and the whites of its eyes
   (:func:`match_colours`).
 
 Colours are RGB 0-255 float32 arrays; landmarks ``(478, 2+)`` pixels.
@@ -28,12 +32,11 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from ..face.landmarks import GROUPS
+from ..face.landmarks import GROUPS, contour_halves
 from ..ramps import smoothstep
 
 _INNER_LIPS = GROUPS["inner_lips"]
 _OUTER_LIPS = GROUPS["outer_lips"]
-_UPPER_MID, _LOWER_MID = 13, 14          # inner-lip midpoints
 _CORNER_LEFT, _CORNER_RIGHT = 78, 308    # inner mouth corners (image left, image right)
 _SUBPIXEL_BITS = 4
 _TEETH_OVER_SKIN = 8.0  # L*: teeth are lighter than the skin around the mouth in portraits
@@ -125,16 +128,8 @@ class MouthFrame:
         return np.interp(along, self.lower[:, 0], self.lower[:, 1])
 
 
-def _inner_chains() -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the upper and lower inner-lip chains, each from corner to corner."""
-    loop = _INNER_LIPS
-    first, last = sorted(np.flatnonzero(np.isin(loop, (_CORNER_LEFT, _CORNER_RIGHT))))
-    chain = loop[first:last + 1]
-    other = np.concatenate([loop[last:], loop[:first + 1]])
-    return (chain, other) if _UPPER_MID in chain else (other, chain)
-
-
-UPPER_CHAIN, LOWER_CHAIN = _inner_chains()
+UPPER_CHAIN, LOWER_CHAIN = contour_halves("inner_lips")
+"""The upper and lower inner-lip chains, each from the image-left corner to the right one."""
 
 
 def mouth_frame(landmarks: np.ndarray) -> MouthFrame:

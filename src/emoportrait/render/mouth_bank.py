@@ -25,7 +25,7 @@ from ..geometry import estimate_pose, frontalize
 from .mouth import LOWER_CHAIN, UPPER_CHAIN
 
 _LIPS = GROUPS["lips"]
-_GAP_PAIRS = np.stack([UPPER_CHAIN[::-1], LOWER_CHAIN])[:, 1:-1]  # (2, 9): across the mouth, corners left out
+_GAP_PAIRS = np.stack([UPPER_CHAIN, LOWER_CHAIN])[:, 1:-1]  # (2, 9): across the mouth, corners left out
 
 
 @dataclass(frozen=True)

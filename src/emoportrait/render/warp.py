@@ -173,7 +173,7 @@ def _face_index(points: np.ndarray, faces: np.ndarray, origin: np.ndarray, shape
 def _mouth_faces() -> np.ndarray:
     """``(F, 3)`` triangles filling the inner-lip contour: a strip between the upper and
     the lower inner lip, both taken from the image-left corner to the right one."""
-    upper, lower = UPPER_CHAIN[::-1], LOWER_CHAIN  # both from 78 to 308
+    upper, lower = UPPER_CHAIN, LOWER_CHAIN  # both from 78 to 308
     faces = [(upper[i], upper[i + 1], lower[i]) for i in range(len(upper) - 1)]
     faces += [(upper[i + 1], lower[i + 1], lower[i]) for i in range(len(upper) - 1)]
     return np.array([face for face in faces if len(set(face)) == 3], np.int64)
