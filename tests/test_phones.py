@@ -59,6 +59,6 @@ def test_a_prefetched_recognition_gives_the_same_phones(demo_speech):
     from emoportrait import phones
 
     phones.prefetch(demo_speech)
-    assert phones._key(demo_speech, phones.PhoneConfig()) in phones._PENDING
+    assert phones._key(demo_speech) in phones._PENDING
     assert recognise_phones(demo_speech) == recognise_phones(demo_speech)   # first from the worker
-    assert phones._key(demo_speech, phones.PhoneConfig()) not in phones._PENDING
+    assert phones._key(demo_speech) not in phones._PENDING

@@ -119,3 +119,21 @@ def test_wrong_shapes_are_rejected(portrait, landmarks):
         WarpRenderer().render(portrait, landmarks, landmarks[:68])
     with pytest.raises(ValueError, match="frame"):
         WarpRenderer().render(portrait[..., 0], landmarks, landmarks)
+
+
+def test_squeezed_skin_darkens_only_where_folds_form(portrait, landmarks):
+    from emoportrait.render.warp import _compression
+
+    rotation = np.array([[np.cos(0.3), -np.sin(0.3), 5.0], [np.sin(0.3), np.cos(0.3), -2.0]])
+    squeeze = np.array([[1.0, 0.0, 0.0], [0.0, 1.3, 0.0]])          # output squeezed 1.3x along y
+    compression = _compression(np.stack([1.7 * rotation] * 10 + [squeeze * 1.7]))
+    np.testing.assert_allclose(compression[:10], 0.0, atol=1e-9)      # head motion and zoom: no fold
+    assert compression[10] == pytest.approx(np.log(1.3), abs=0.02)
+    target = landmarks.copy()
+    folds = [206, 216, 426, 436]                                      # the nasolabial folds
+    target[folds, 0] += np.sign(target[folds, 0] - target[1, 0]) * -3.0  # cheeks pushed toward the nose
+    plain = WarpRenderer(WarpConfig(fold_shading=0.0)).render(portrait, landmarks, target)
+    shaded = WarpRenderer().render(portrait, landmarks, target)
+    darker = luminance(plain) - luminance(shaded)
+    assert darker.max() > 3 and darker.min() >= -1
+    assert np.abs(darker[: int(landmarks[9, 1])]).max() < 1             # nothing above the brows

@@ -18,16 +18,21 @@ noise, or speech the models cannot follow fail that check; then
 
 Measured on real speech in ``shared/media`` (2-core CPU): 0.10-0.17x real time for
 words + alignment, 0.07x for the phone loop. The decoders are built once per process
-(about 0.4 s, loading the 27 MB language model).
+(about 0.4 s, loading the 27 MB language model). :func:`prefetch` runs it all in a
+worker process while the caller does other work.
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
+import json
+import os
+import select
+import signal
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import time
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.util import find_spec
@@ -50,6 +55,7 @@ _FRAMES_PER_SECOND = 100  # pocketsphinx's frame rate
 # Word search: narrow beams, no second (flat-lexicon) pass; measured on shared/media
 # speech to keep the recognised phones while running 2-3x faster than the defaults.
 _WORD_SEARCH = {"beam": 1e-35, "wbeam": 1e-25, "maxhmmpf": 3000, "maxwpf": 5, "fwdflat": False}
+_WORKER_TIMEOUT_S = 60.0   # a prefetch worker later than this plus the speech's duration is given up
 _PHONE_LOOP_WEIGHT = 2.0   # language weight of the phone n-gram (1 under-segments, 2 follows syllables)
 
 
@@ -188,30 +194,112 @@ def _plausible(timing: PhoneTiming, silent: np.ndarray, config: PhoneConfig) -> 
             f"{100 * config.min_coverage:.0f}% and at most {config.max_phone_s:g} s)")
 
 
-def _key(samples: np.ndarray, config: PhoneConfig) -> tuple[str, PhoneConfig]:
-    return hashlib.sha1(np.ascontiguousarray(samples, dtype=np.float32).tobytes()).hexdigest(), config
+def _candidates(pcm: bytes) -> Iterator[PhoneTiming | str]:
+    """The words' phones, then the phone loop's (computed when asked): each a
+    :class:`PhoneTiming`, or the reason it could not be made."""
+    for recognise in (_recognise_words, _recognise_phone_loop):
+        try:
+            yield recognise(pcm)
+        except RecognitionFailed as exc:
+            yield str(exc)
 
 
-def prefetch(samples: np.ndarray, config: PhoneConfig = PhoneConfig()) -> None:
-    """Start recognising ``samples`` in a worker process, so it runs while other work goes
-    on (:func:`emoportrait.pipeline.generate` tracks the target meanwhile); the next
-    :func:`recognise_phones` of the same samples waits for it instead of starting over.
+def _first_plausible(samples: np.ndarray, candidates: Iterable[PhoneTiming | str], config: PhoneConfig
+                     ) -> PhoneTiming:
+    """The first candidate that passes :func:`_plausible`; else :class:`RecognitionFailed`."""
+    frames = max(1, int(np.ceil(len(samples) * _FRAMES_PER_SECOND / _SAMPLE_RATE)))
+    silent = silence_mask(samples, AudioConfig(fps=_FRAMES_PER_SECOND), frames)
+    reasons = []
+    for candidate in candidates:
+        try:
+            if isinstance(candidate, str):
+                raise RecognitionFailed(candidate)
+            _plausible(candidate, silent, config)
+            return candidate
+        except RecognitionFailed as exc:
+            reasons.append(str(exc))
+    raise RecognitionFailed("; ".join(reasons))
 
-    The worker is forked, which needs no re-import of the caller's script; where fork is
-    not the platform's way (macOS, Windows) nothing is started and recognition runs
-    when asked.
+
+def _pcm(samples: np.ndarray) -> bytes:
+    """16-bit little-endian PCM of ``(S,)`` float samples in [-1, 1]."""
+    return (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def _key(samples: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(samples, dtype=np.float32).tobytes()).hexdigest()
+
+
+def prefetch(samples: np.ndarray) -> None:
+    """Start recognising ``samples`` in a worker, so it runs while other work goes on
+    (:func:`emoportrait.pipeline.generate` tracks a target video meanwhile); the next
+    :func:`recognise_phones` of the same samples takes its result.
+
+    The worker is a bare fork of this process that only runs pocketsphinx's decoders
+    (built here first, once) and writes their phones to a pipe: no thread pool, no
+    queue, no numpy, so nothing it inherits can block it; if it fails or takes longer
+    than ``_WORKER_TIMEOUT_S`` plus the speech's duration, recognition runs here
+    instead. Linux only: elsewhere nothing is started.
     """
-    key = _key(samples, config)
-    if key in _PENDING or sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+    key = _key(samples)
+    if key in _PENDING or sys.platform != "linux":
         return
     for kind in ("words", "align", "phone loop"):
-        _decoder(kind)  # built here once, so every forked worker starts with them loaded
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    _PENDING[key] = executor.submit(_recognise, np.asarray(samples, dtype=np.float32), config)
-    executor.shutdown(wait=False)
+        _decoder(kind)
+    pcm = _pcm(samples)
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():  # Python 3.12+ warns of forking with threads: the child needs none
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the worker
+        status = 1
+        try:
+            os.close(read_end)
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(json.dumps([_plain(item) for item in _candidates(pcm)]).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    _PENDING[key] = (pid, read_end, _WORKER_TIMEOUT_S + len(samples) / _SAMPLE_RATE)
 
 
-_PENDING: dict[tuple[str, PhoneConfig], Future] = {}
+_PENDING: dict[str, tuple[int, int, float]] = {}
+
+
+def _plain(item: PhoneTiming | str) -> dict | str:
+    """A candidate as JSON-ready data (see :func:`_candidates`)."""
+    if isinstance(item, str):
+        return item
+    return {"method": item.method, "text": item.text,
+            "phones": [[phone.label, phone.start_s, phone.end_s] for phone in item.phones]}
+
+
+def _collect(pid: int, pipe_end: int, timeout_s: float) -> list[PhoneTiming | str] | None:
+    """The candidates a :func:`prefetch` worker wrote, or None if it failed or did not
+    finish within ``timeout_s``."""
+    chunks, deadline = [], time.monotonic() + timeout_s
+    try:
+        while True:
+            ready, _, _ = select.select([pipe_end], [], [], max(deadline - time.monotonic(), 0.0))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                return None
+            chunk = os.read(pipe_end, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(pipe_end)
+        _, status = os.waitpid(pid, 0)
+    if status != 0:
+        return None
+    try:
+        return [item if isinstance(item, str) else PhoneTiming(
+            tuple(Phone(*phone) for phone in item["phones"]), item["method"], item["text"])
+            for item in json.loads(b"".join(chunks))]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def recognise_phones(samples: np.ndarray, config: PhoneConfig = PhoneConfig()) -> PhoneTiming:
@@ -228,26 +316,9 @@ def recognise_phones(samples: np.ndarray, config: PhoneConfig = PhoneConfig()) -
         RecognitionFailed: neither gave a plausible result (music, noise, no speech);
             the message gives both reasons.
     """
-    pending = _PENDING.pop(_key(samples, config), None)
-    if pending is not None:
-        try:
-            return pending.result()
-        except BrokenProcessPool:  # the worker died (out of memory, killed): do it here
-            pass
-    return _recognise(np.asarray(samples, dtype=np.float32), config)
-
-
-def _recognise(samples: np.ndarray, config: PhoneConfig) -> PhoneTiming:
-    """:func:`recognise_phones` itself, in this process."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-    frames = max(1, int(np.ceil(len(samples) * _FRAMES_PER_SECOND / _SAMPLE_RATE)))
-    silent = silence_mask(samples, AudioConfig(fps=_FRAMES_PER_SECOND), frames)
-    reasons = []
-    for recognise in (_recognise_words, _recognise_phone_loop):
-        try:
-            timing = recognise(pcm)
-            _plausible(timing, silent, config)
-            return timing
-        except RecognitionFailed as exc:
-            reasons.append(str(exc))
-    raise RecognitionFailed("; ".join(reasons))
+    samples = np.asarray(samples, dtype=np.float32)
+    pending = _PENDING.pop(_key(samples), None)
+    candidates = _collect(*pending) if pending is not None else None
+    if candidates is None:  # not prefetched, or the worker failed: here, lazily
+        candidates = _candidates(_pcm(samples))
+    return _first_plausible(samples, candidates, config)

@@ -161,7 +161,8 @@ def generate(
     audio_config = audio.AudioConfig(fps=fps)
     samples = audio.load_audio(speech, audio_config)
     audio.check_speech(samples, audio_config, name=str(speech))
-    driver.prepare(samples)  # e.g. start recognising the phones while the target is tracked
+    if not info.is_image:
+        driver.prepare(samples)  # e.g. recognise the phones while the target video is tracked
     n_frames = audio.frame_count(len(samples), audio_config)
     frames = _read_target(target, n_frames, config.size)
     lap("read")

@@ -25,8 +25,9 @@ class Driver(Protocol):
     notes: str
 
     def prepare(self, speech: np.ndarray) -> None:
-        """Called with the ``(S,)`` 16 kHz speech as soon as it is loaded, before the target
-        is read and tracked: a driver may start slow work on it in the background."""
+        """Called with the ``(S,)`` 16 kHz speech as soon as it is loaded when the target is
+        a video, before it is read and tracked (which takes long enough to hide slow
+        work): a driver may start slow work on the speech in the background."""
         ...
 
     def drive(

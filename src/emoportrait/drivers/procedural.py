@@ -481,7 +481,7 @@ class ProceduralDriver:
     def prepare(self, speech: np.ndarray) -> None:
         """Start recognising the speech's phones in a worker process (:func:`~emoportrait.phones.prefetch`)."""
         if self.config.mouth != "spectral":
-            prefetch(speech, self.config.phones)
+            prefetch(speech)
 
     def drive(
         self,
