@@ -55,6 +55,7 @@ _FRAMES_PER_SECOND = 100  # pocketsphinx's frame rate
 # Word search: narrow beams, no second (flat-lexicon) pass; measured on shared/media
 # speech to keep the recognised phones while running 2-3x faster than the defaults.
 _WORD_SEARCH = {"beam": 1e-35, "wbeam": 1e-25, "maxhmmpf": 3000, "maxwpf": 5, "fwdflat": False}
+_MAX_PENDING = 4           # prefetch workers left running at most
 _WORKER_TIMEOUT_S = 60.0   # a prefetch worker later than this plus the speech's duration is given up
 _PHONE_LOOP_WEIGHT = 2.0   # language weight of the phone n-gram (1 under-segments, 2 follows syllables)
 
@@ -244,6 +245,8 @@ def prefetch(samples: np.ndarray) -> None:
     key = _key(samples)
     if key in _PENDING or sys.platform != "linux":
         return
+    while len(_PENDING) >= _MAX_PENDING:  # results never asked for (the caller failed): reap the oldest
+        _collect(*_PENDING.pop(next(iter(_PENDING))))
     for kind in ("words", "align", "phone loop"):
         _decoder(kind)
     pcm = _pcm(samples)
