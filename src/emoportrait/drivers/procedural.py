@@ -81,8 +81,10 @@ class ProceduralConfig:
     visemes: VisemeConfig = field(default_factory=VisemeConfig)
     phones: PhoneConfig = field(default_factory=PhoneConfig)
     # Mouth amplitudes, for either mouth source.
-    jaw_open_gap: float = 0.28       # inner-lip gap the jaw adds at full opening
-    upper_lip_lift: float = 0.03     # the upper lip's rise at full opening (adds to the gap)
+    # Calibrated (benchmarks/realism.py) so that the viseme mouth's mean opening is that
+    # of the real speakers': generated/real 0.8-1.2 on stills.
+    jaw_open_gap: float = 0.37       # inner-lip gap the jaw adds at full opening
+    upper_lip_lift: float = 0.04     # the upper lip's rise at full opening (adds to the gap)
     tuck_lift: float = 0.015         # /f v/: the lower lip's rise toward the upper teeth
     tuck_back: float = 0.03          # ... and its move back under them
     tuck_teeth_show: float = 0.02    # ... while the upper lip lifts to show the teeth' edges
@@ -90,7 +92,7 @@ class ProceduralConfig:
     loud_percentile: float = 95.0    # percentile of the frame loudness taken as "loud" (opening 1)
     knee: float = 0.35               # fraction of the silence→loud dB range with the jaw still shut
     opening_exponent: float = 0.7    # < 1: compressive curve from dB above the knee to opening
-    spectral_opening: float = 0.6    # the loudest frames open this fraction of jaw_open_gap
+    spectral_opening: float = 0.45   # the loudest frames open this fraction of jaw_open_gap
     smoothing_s: float = 0.035       # std of the zero-phase Gaussian smoother (FWHM 82 ms; 0: off)
     speech_ramp_s: float = 0.08      # mouth motion fades in/out over this time next to silence
     # Lip rounding from the spectral balance.
