@@ -13,6 +13,8 @@ from emoportrait import audio
 from emoportrait.audio import AudioConfig
 from emoportrait.errors import InputError
 
+from .conftest import shared_media
+
 SR = 16000
 CFG = AudioConfig()
 
@@ -98,8 +100,21 @@ def dtw_case():
 def test_mfcc_shape_and_step_count():
     samples = tone(300, 1.23)
     features = audio.mfcc(samples, CFG)
-    assert features.shape == (1 + len(samples) // 160, 12)
+    assert features.shape == (1 + math.ceil((len(samples) - 400) / 160), 12)
     assert features.dtype == np.float32
+
+
+def test_mfcc_equals_evps_on_real_mead_speech():
+    """EVP's audio2lm code: ``python_speech_features.mfcc(speech, 16000, winstep=0.01)``,
+    c0 dropped. The features feed the decoder's ``90 tanh`` output, so they must also
+    stay inside its range on real speech."""
+    python_speech_features = pytest.importorskip("python_speech_features")
+    speech = audio.load_audio(shared_media("mead/audio/M003_neutral.wav"))
+    ours = audio.mfcc(speech, CFG)
+    evp = python_speech_features.mfcc(speech, 16000, winstep=0.01)[:, 1:]
+    assert ours.shape == evp.shape
+    assert np.abs(ours - evp).max() <= 1e-3
+    assert np.mean(np.abs(ours) >= 90.0) < 1e-3
 
 
 def test_window_starts_match_evp_at_25_fps():

@@ -61,7 +61,6 @@ def test_output_shapes_and_parameter_counts(disentangler):
     assert disentangler.content_encoder(windows[:, None]).shape == (4, 256)
     assert disentangler.classifier(emotion).shape == (4, 8)
     assert disentangler.decode(content, emotion).shape == (4, 28, 12)
-    assert disentangler.decode(content, emotion).abs().max() < 90.0
     with pytest.raises(ValueError):
         disentangler.emotion_encoder(torch.randn(4, 12, 28))
     landmarks = Audio2Landmark()

@@ -74,17 +74,23 @@ def test_generate_with_the_learned_driver(trained, tmp_path):
                  "-o", str(out2)]) == 0
 
 
-def test_learned_driver_closes_the_mouth_in_silence(trained):
+def test_learned_driver_closes_the_mouth_in_long_silence_and_keeps_the_emotion(trained):
     _, cache, runs = trained
     from emoportrait.evp.cache import FeatureCache
+    from emoportrait.face import inner_mouth_opening
 
     identity = FeatureCache(cache).subject("M001").identity
-    speech = np.zeros(32000, np.float32)
-    speech[8000:16000] = 0.3 * np.sin(2 * np.pi * 180 * np.arange(8000) / 16000)
-    expression = LearnedDriver(runs / "audio2lm").drive(speech, parse_emotion("happy"), identity, 50, 25.0)
-    assert expression.shape == (50, 478, 3) and np.isfinite(expression).all()
-    assert np.abs(expression[:8]).max() == 0 and np.abs(expression[-10:]).max() == 0
-    assert np.abs(expression[14:22]).max() > 0
+    speech = np.zeros(48000, np.float32)   # 0.5 s pause, 1 s speech, 1.5 s pause
+    speech[8000:24000] = 0.3 * np.sin(2 * np.pi * 180 * np.arange(16000) / 16000)
+    expression = LearnedDriver(runs / "audio2lm").drive(speech, parse_emotion("happy"), identity, 75, 25.0)
+    assert expression.shape == (75, 478, 3) and np.isfinite(expression).all()
+    driven = identity + expression
+    long_pause, short_pause = slice(-30, None), slice(0, 10)
+    assert inner_mouth_opening(driven[long_pause]).max() < 0.02
+    # Only the lips close: a short pause keeps the network's face, a long one its brows.
+    assert np.abs(expression[short_pause]).max() > 0
+    brows = [70, 105, 300, 334]
+    assert np.abs(expression[long_pause][:, brows]).max() > 1e-4
 
 
 @pytest.mark.parametrize("case,message", [

@@ -29,7 +29,7 @@ from emoportrait.evp import cache
 from emoportrait.evp.cache import FeatureCache, ManifestRow
 from emoportrait.evp.layout import discover
 from emoportrait.evp.prepare import (
-    PrepareConfig, assign_splits, finalize, frame_map, parse_shard, prepare,
+    PrepareConfig, assign_splits, finalize, parse_shard, prepare,
 )
 from emoportrait.pipeline import GenerateConfig, generate
 
@@ -231,18 +231,11 @@ def test_pairs_are_same_subject_same_sentence_other_emotion(prepared):
         a, b = rows[pair.clip_a], rows[pair.clip_b]
         assert (a.subject, a.sentence, a.split) == (b.subject, b.sentence, pair.split)
         assert a.emotion != b.emotion and pair.cost > 0
-        mapping = features.frame_map(pair)
-        assert mapping.shape == (a.n_frames,) and mapping.dtype == np.int64
-        assert np.all(np.diff(mapping) >= 0) and mapping[0] <= 3 and mapping[-1] >= b.n_frames - 4
-        assert mapping.max() < b.n_frames
-
-
-def test_frame_map_of_a_uniform_stretch():
-    steps_a, steps_b = 101, 201  # 1 s and 2 s of MFCC steps
-    path = np.stack([np.repeat(np.arange(steps_a), 2)[:steps_b], np.arange(steps_b)], axis=1)
-    mapping = frame_map(path, (steps_a, steps_b), (25, 50), (25.0, 25.0), 100.0)
-    assert mapping.shape == (25,)
-    np.testing.assert_array_less(np.abs(mapping - 2 * np.arange(25)), 2)
+        path = features.step_path(pair)
+        steps_a, steps_b = len(features.clip(a.clip_id).mfcc), len(features.clip(b.clip_id).mfcc)
+        assert path.shape[1] == 2 and path.dtype == np.int64
+        assert np.all(np.diff(path, axis=0) >= 0)
+        assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (steps_a - 1, steps_b - 1)
 
 
 def test_subject_without_neutral_clips_is_recorded(tmp_path, caplog):

@@ -6,12 +6,15 @@ described by MFCCs with a 25 ms window and a 10 ms hop, 13 cepstra of which the 
 per video frame, and the network input for video frame ``i`` is the 28 x 12 "image"
 of steps ``4(i-3)`` to ``4(i+4)`` (exclusive).
 
-This module generalises the window to any frame rate: the window of ``window_steps``
-steps is centred on the middle of frame ``i``'s time interval ``[i/fps, (i+1)/fps)``::
+The MFCCs are python_speech_features' (as in EVP's code), so step ``k`` analyses
+samples ``[k * hop, k * hop + win)``. This module generalises the window to any frame
+rate: the window of ``window_steps`` step indices is centred on the middle of frame
+``i``'s time interval ``[i/fps, (i+1)/fps)``::
 
     start_i = round((i + 0.5) * steps_per_second / fps) - window_steps // 2
 
-(``round`` halves up), which gives ``4(i-3)`` at 25 fps and 100 steps per second.
+(``round`` halves up), which gives ``4(i-3)`` at 25 fps and 100 steps per second,
+EVP's indexing (the audio it covers sits half an analysis window, 12.5 ms, later).
 EVP's public code drops the frames whose window leaves the clip; here the MFCC
 sequence is instead padded by edge replication, so there is exactly one window per
 video frame and a clip of ``duration_s`` seconds has ``T = ceil(duration_s * fps)``
@@ -35,6 +38,7 @@ from pathlib import Path
 
 import librosa
 import numpy as np
+import python_speech_features
 import soundfile as sf
 import soxr
 
@@ -64,9 +68,7 @@ class AudioConfig:
         hop_ms: MFCC hop in milliseconds (160 samples at 16 kHz: 100 steps/s).
         n_fft: FFT size of the MFCC and phase-vocoder STFT.
         n_mels: Mel filters. ``n_fft=512`` and ``n_mels=26`` are the defaults of
-            ``python_speech_features.mfcc`` used by EVP's public code; with the HTK
-            mel scale the features are close to, not identical with, EVP's
-            (librosa uses a Hann window and a dB log scale).
+            ``python_speech_features.mfcc``, which :func:`mfcc` calls as EVP does.
         window_steps: MFCC steps per video frame's input window (28 = 0.28 s).
         silence_db: A frame is silent if it is this many dB (negative) below the
             clip's loud level, the 95th percentile of the per-frame loudness.
@@ -203,31 +205,31 @@ def frame_count(n_samples: int, config: AudioConfig = AudioConfig()) -> int:
 
 
 def mfcc(samples: np.ndarray, config: AudioConfig = AudioConfig()) -> np.ndarray:
-    """MFCCs of a clip, one step per hop (10 ms).
+    """MFCCs of a clip, one step per hop (10 ms), exactly as EVP computes them.
 
-    librosa MFCC with ``win_length`` 400, hop 160, ``n_fft``, ``n_mels`` HTK mel
-    filters and ``center=True``, so step ``k`` is centred on sample ``k * hop``.
+    ``python_speech_features.mfcc`` (EVP's and SyncNet's own front end): pre-emphasis
+    0.97, rectangular 25 ms frames starting at sample ``k * hop`` (the last zero-padded),
+    ``n_fft`` power spectrum, ``n_mels`` mel filters, natural-log energies, orthonormal
+    DCT, lifter 22, and c0 replaced by the log frame energy — then dropped.
 
     Args:
         samples: (S,) float samples at ``config.sample_rate``.
         config: Audio settings.
 
     Returns:
-        (1 + S // hop, n_mfcc - drop_c0) float32 MFCCs ((steps, 12) by default).
+        (1 + ceil((S - win) / hop), n_mfcc - drop_c0) float32 MFCCs ((steps, 12) by default).
     """
-    coefficients = librosa.feature.mfcc(
-        y=np.asarray(samples, dtype=np.float32),
-        sr=config.sample_rate,
-        n_mfcc=config.n_mfcc,
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        win_length=config.win_length,
-        n_mels=config.n_mels,
-        htk=True,
-        center=True,
+    coefficients = python_speech_features.mfcc(
+        np.asarray(samples, dtype=np.float64),
+        samplerate=config.sample_rate,
+        winlen=config.win_length / config.sample_rate,
+        winstep=config.hop_length / config.sample_rate,
+        numcep=config.n_mfcc,
+        nfilt=config.n_mels,
+        nfft=config.n_fft,
     )
     first = 1 if config.drop_c0 else 0
-    return np.ascontiguousarray(coefficients[first:].T, dtype=np.float32)
+    return np.ascontiguousarray(coefficients[:, first:], dtype=np.float32)
 
 
 def window_starts(n_frames: int, config: AudioConfig = AudioConfig()) -> np.ndarray:
@@ -253,9 +255,6 @@ def mfcc_windows(
 ) -> np.ndarray:
     """EVP's per-frame MFCC "images": one window of ``window_steps`` steps per frame.
 
-    Steps before the start or after the end of the clip repeat the first or last
-    step (edge padding), so every frame gets a full window.
-
     Args:
         samples: (S,) float samples at ``config.sample_rate``.
         config: Audio settings.
@@ -266,9 +265,25 @@ def mfcc_windows(
     Returns:
         (T, window_steps, n_mfcc - drop_c0) float32, (T, 28, 12) by default.
     """
-    features = mfcc(samples, config)
     if n_frames is None:
         n_frames = frame_count(len(samples), config)
+    return step_windows(mfcc(samples, config), n_frames, config)
+
+
+def step_windows(features: np.ndarray, n_frames: int, config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """The window of :func:`window_starts` of each of ``n_frames`` frames, cut from
+    per-step features (e.g. MFCCs, or another clip's MFCCs warped onto this timeline).
+
+    Steps before the start or after the end repeat the first or last step (edge padding).
+
+    Args:
+        features: (N, D) features, one row per step.
+        n_frames: T, the number of video frames.
+        config: Audio settings (``fps``, ``window_steps``, the hop).
+
+    Returns:
+        (T, window_steps, D) windows, in the features' dtype.
+    """
     steps = window_starts(n_frames, config)[:, None] + np.arange(config.window_steps)
     return features[np.clip(steps, 0, len(features) - 1)]
 

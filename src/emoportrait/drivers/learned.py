@@ -11,7 +11,8 @@ per-emotion centroids of the emotion code. For each output frame:
    (emotion centroid − neutral centroid), which gives intensities and mixtures by
    interpolation in the emotion space;
 3. the LSTM predicts the PCA displacement from the subject's identity code;
-   during silence it is faded to zero (EVP closes the mouth there);
+   in silences of at least :data:`LONG_SILENCE_S` the lips are closed (as EVP
+   does, for its 20 frames at 25 fps) and the emotion is kept;
 4. the displacement, decoded through the PCA basis, is the expression: the
    change of the canonical landmarks' x and y (z is left at 0, the PCA is 2-D).
 
@@ -32,12 +33,17 @@ from ..emotions import EMOTIONS, EmotionSpec
 from ..errors import InputError
 from ..evp.models import Audio2Landmark, Disentangler, EvpModelConfig
 from ..evp.stages import SubjectBuffers, checkpoint_dir
+from ..masks import drop_short_runs, runs
+from ..neutralise import close_lips
 from ..training import load_weights, read_run_config
 from .action_units import ActionUnitConfig, FaceGeometry, blink_field
 from .procedural import ProceduralConfig
 
+LONG_SILENCE_S = 0.8
+"""Silences at least this long close the mouth (EVP: 20 frames at 25 fps)."""
+
 SILENCE_FADE_FRAMES = 2
-"""Frames over which the displacement fades out into (and back from) silence."""
+"""Frames over which the lips close at the start of a long silence (and open at its end)."""
 
 
 def _model_config(values: dict) -> EvpModelConfig:
@@ -103,14 +109,24 @@ class LearnedDriver:
         speech_steps, reference_steps = audio.mfcc(speech, config), audio.mfcc(self.emotion_audio, config)
         alignment = audio.dtw_align(speech_steps, reference_steps, config)
         warped = audio.warp_features(reference_steps, alignment.path, len(speech_steps)).astype(np.float32)
-        steps = audio.window_starts(n_frames, config)[:, None] + np.arange(config.window_steps)
-        return self._encode(warped[np.clip(steps, 0, len(warped) - 1)])[1]
+        return self._encode(audio.step_windows(warped, n_frames, config))[1]
 
-    def _speaking(self, speech: np.ndarray, config: audio.AudioConfig, n_frames: int) -> np.ndarray:
-        """``(T,)`` weight in [0, 1]: 0 in silence, ramping over :data:`SILENCE_FADE_FRAMES`."""
-        speaking = (~audio.silence_mask(speech, config, n_frames)).astype(np.float32)
+    def _closing(self, speech: np.ndarray, config: audio.AudioConfig, n_frames: int) -> np.ndarray:
+        """``(T,)`` weight in [0, 1] of closed lips: 1 inside long silences, ramping over
+        :data:`SILENCE_FADE_FRAMES` at their ends, 0 elsewhere."""
+        silent = audio.silence_mask(speech, config, n_frames)
+        closing = drop_short_runs(silent, max(1, round(LONG_SILENCE_S * config.fps))).astype(np.float32)
         kernel = np.ones(2 * SILENCE_FADE_FRAMES + 1, np.float32) / (2 * SILENCE_FADE_FRAMES + 1)
-        return np.minimum(speaking, np.convolve(speaking, kernel, mode="same"))
+        padded = np.pad(closing, SILENCE_FADE_FRAMES, mode="edge")  # a silent end stays closed
+        return np.minimum(closing, np.convolve(padded, kernel, mode="valid"))
+
+    @staticmethod
+    def _close_lips(expression: np.ndarray, identity: np.ndarray, closing: np.ndarray) -> None:
+        """Close the lips of ``expression`` ``(T, 478, 3)`` (in place) where ``closing`` ``(T,)``
+        is above 0: each silent run gets the move that closes its mean driven mouth."""
+        for start, end in runs(closing > 0):
+            face = identity + expression[start:end].mean(axis=0)
+            expression[start:end] += closing[start:end, None, None] * close_lips(FaceGeometry(face))
 
     @torch.no_grad()
     def drive(self, speech: np.ndarray, emotion: EmotionSpec, identity: np.ndarray, n_frames: int,
@@ -129,11 +145,11 @@ class LearnedDriver:
             emotion_codes = self._label_code(emotion).expand(n_frames, -1)
         example = self.subject.example_code[None]
         displacement = self.network(example, content[None], emotion_codes[None])[0].cpu().numpy()
-        displacement *= self._speaking(speech, config, n_frames)[:, None]
         components = self.subject.components.cpu().numpy()
         xy = (displacement @ components).reshape(n_frames, -1, 2)
         expression = np.zeros((n_frames, identity.shape[0], 3), np.float32)
         expression[:, : xy.shape[1], :2] = xy
+        self._close_lips(expression, identity, self._closing(speech, config, n_frames))
         if eye_closure is not None:
             lids = blink_field(FaceGeometry(identity), ProceduralConfig().blink_lower_share, ActionUnitConfig())
             expression += (np.clip(eye_closure, 0.0, 1.0)[:, None, None] * lids).astype(np.float32)

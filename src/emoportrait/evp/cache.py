@@ -10,7 +10,7 @@ A cache folder, as written by :func:`emoportrait.evp.prepare.prepare`::
     subjects/<subject>.npz                landmark PCA + rest identity (:class:`SubjectModel`)
     reference_displacements/<subject>.npz mean emotion displacement per (emotion, level)
     pairs.csv                             clip_a, clip_b, split, cost
-    pairs/<clip_a>__<clip_b>.npz          frame_map (T_a,) int64: DTW frame of B per frame of A
+    pairs/<clip_a>__<clip_b>.npz          step_path (K, 2) int64: DTW path (step of A, step of B)
 
 Landmark units: ``landmarks`` are pixels of the video frame; ``canonical`` are the
 frontalised landmarks of :mod:`emoportrait.geometry` (rigid points centred, RMS
@@ -367,16 +367,16 @@ def load_displacements(path: Path) -> dict[tuple[str, int], np.ndarray]:
             in zip(arrays["emotions"], arrays["levels"], arrays["displacements"])}
 
 
-def save_frame_map(path: Path, frame_map: np.ndarray, cost: float) -> None:
-    """Write a pair's (T_a,) int64 frame map and DTW cost (npz, atomically)."""
-    _save_npz(path, {"frame_map": np.asarray(frame_map, np.int64), "cost": np.float64(cost)})
+def save_step_path(path: Path, step_path: np.ndarray, cost: float) -> None:
+    """Write a pair's (K, 2) int64 DTW path ``(step of A, step of B)`` and cost (npz, atomically)."""
+    _save_npz(path, {"step_path": np.asarray(step_path, np.int64), "cost": np.float64(cost)})
 
 
-def load_frame_map(path: Path) -> tuple[np.ndarray, float]:
-    """((T_a,) int64 frame map, DTW cost) of a file written by :func:`save_frame_map`."""
+def load_step_path(path: Path) -> tuple[np.ndarray, float]:
+    """((K, 2) int64 DTW path, DTW cost) of a file written by :func:`save_step_path`."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return data["frame_map"], float(data["cost"])
+            return data["step_path"], float(data["cost"])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise InputError(f"'{path}' is not a valid EVP pair file ({exc}); delete it and "
                          f"{_PREPARE_HINT.format(out=path.parent.parent)}") from exc
@@ -393,7 +393,7 @@ class FeatureCache:
     >>> clip = cache.clip(rows[0].clip_id)          # ClipFeatures
     >>> model = cache.subject(rows[0].subject)      # SubjectModel
     >>> for pair in cache.pairs("train"):
-    ...     frame_map = cache.frame_map(pair)       # (T_a,) int64 frames of clip_b
+    ...     path = cache.step_path(pair)            # (K, 2) DTW path of MFCC steps
 
     Raises:
         InputError: If ``out`` is not a prepared cache.
@@ -454,6 +454,6 @@ class FeatureCache:
         """Cross-reconstruction pairs, all or those of one split."""
         return [pair for pair in read_pairs(self.root / PAIRS) if split in (None, pair.split)]
 
-    def frame_map(self, pair: Pair) -> np.ndarray:
-        """(T_a,) int64: for each frame of ``pair.clip_a``, the aligned frame of ``clip_b``."""
-        return load_frame_map(pair_path(self.root, pair.clip_a, pair.clip_b))[0]
+    def step_path(self, pair: Pair) -> np.ndarray:
+        """(K, 2) int64 DTW path ``(step of clip_a, step of clip_b)`` over all MFCC steps of both."""
+        return load_step_path(pair_path(self.root, pair.clip_a, pair.clip_b))[0]

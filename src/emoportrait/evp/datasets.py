@@ -1,8 +1,10 @@
 """Torch datasets over a prepared feature cache (:class:`~emoportrait.evp.cache.FeatureCache`).
 
 - :class:`WindowDataset`: single MFCC windows with their emotion (emotion pretraining).
-- :class:`PairDataset`: a frame's window of clip A and the DTW-aligned window of clip B,
-  the same sentence spoken with another emotion (content pretraining, disentanglement).
+- :class:`PairDataset`: a frame's window of clip A and the same window of clip B, the
+  same sentence spoken with another emotion, DTW-warped onto A's timeline (content
+  pretraining); with ``four_clips`` also the same two emotions speaking another
+  sentence (disentanglement: the paper's cross-reconstruction of four clips).
 - :class:`SequenceDataset`: runs of frames of one subject with their landmark PCA
   displacement (audio-to-landmark).
 
@@ -11,13 +13,20 @@ Each item is a dict of tensors; MFCC windows are ``(28, 12)`` float32.
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .. import audio
 from ..emotions import EMOTIONS
 from ..errors import InputError
-from .cache import FeatureCache
+from .cache import FeatureCache, Pair
+
+logger = logging.getLogger(__name__)
 
 
 def _emotion_index(name: str) -> int:
@@ -45,28 +54,87 @@ class WindowDataset(Dataset):
 class PairDataset(Dataset):
     """Aligned frames of same-sentence, different-emotion pairs of a split.
 
-    Items: ``{"a": (28, 12), "b": (28, 12), "emotion_a": (), "emotion_b": ()}`` where
-    ``b`` is clip B's window at the frame DTW aligned to frame t of clip A.
+    Items: ``{"a": (28, 12), "b": (28, 12), "emotion_a": (), "emotion_b": ()}``. Clip B's
+    whole MFCC sequence is first warped onto A's timeline along the pair's DTW path
+    (:func:`~emoportrait.audio.warp_features`), then windowed at A's frame ``t``, as EVP
+    does: ``b`` covers the same speech as ``a``, said at A's pace.
+
+    With ``four_clips``, items also hold ``"c"`` and ``"d"``: a pair (C, D) of the same
+    subject and the same two emotions (C has A's, D has B's) saying another sentence,
+    at the frame of C proportional to ``t`` (D warped onto C as B onto A). Pairs with
+    no such partner are left out; where no pair has one, the items are two-clip ones
+    and a warning says so.
     """
 
-    def __init__(self, cache: FeatureCache, split: str) -> None:
+    def __init__(self, cache: FeatureCache, split: str, four_clips: bool = False) -> None:
+        self.cache = cache
         pairs = cache.pairs(split)
         ids = sorted({p.clip_a for p in pairs} | {p.clip_b for p in pairs})
-        clips = {clip_id: cache.clip(clip_id) for clip_id in ids}
-        self.windows = {clip_id: clip.mfcc_windows for clip_id, clip in clips.items()}
-        self.labels = {clip_id: _emotion_index(clip.emotion) for clip_id, clip in clips.items()}
-        self.items = [(p.clip_a, p.clip_b, t, int(b_frame))
-                      for p in pairs for t, b_frame in enumerate(cache.frame_map(p))]
+        self.clips = {clip_id: cache.clip(clip_id) for clip_id in ids}
+        self.labels = {clip_id: _emotion_index(clip.emotion) for clip_id, clip in self.clips.items()}
+        self.pairs = pairs
+        self._warped: dict[int, np.ndarray] = {}
+        partners = _partners(pairs, self.clips) if four_clips else {}
+        if four_clips and not partners:
+            logger.warning("no two sentences of '%s' (%s) are spoken by one subject with the same two "
+                           "emotions: training on pairs only, without the four-clip cross-reconstruction",
+                           cache.root, split)
+            four_clips = False
+        self.items = []
+        for index, pair in enumerate(pairs):
+            if four_clips and index not in partners:
+                continue
+            length = len(self.clips[pair.clip_a].mfcc_windows)
+            for t in range(length):
+                if not four_clips:
+                    self.items.append((index, t, None, None))
+                    continue
+                other = partners[index][t % len(partners[index])]
+                other_length = len(self.clips[pairs[other].clip_a].mfcc_windows)
+                self.items.append((index, t, other, round(t * (other_length - 1) / max(length - 1, 1))))
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def _pair_windows(self, index: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """Windows of clip A and of warped clip B of pair ``index`` at A's ``frame``."""
+        pair = self.pairs[index]
+        a, b = self.clips[pair.clip_a], self.clips[pair.clip_b]
+        if index not in self._warped:
+            self._warped[index] = audio.warp_features(b.mfcc, self.cache.step_path(pair), len(a.mfcc))
+        config = replace(audio.AudioConfig(), fps=a.fps)
+        steps = audio.window_starts(frame + 1, config)[frame] + np.arange(config.window_steps)
+        warped = self._warped[index]
+        return a.mfcc_windows[frame], warped[np.clip(steps, 0, len(warped) - 1)]
+
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        clip_a, clip_b, frame_a, frame_b = self.items[item]
-        return {"a": torch.from_numpy(self.windows[clip_a][frame_a]),
-                "b": torch.from_numpy(self.windows[clip_b][frame_b]),
-                "emotion_a": torch.tensor(self.labels[clip_a]),
-                "emotion_b": torch.tensor(self.labels[clip_b])}
+        index, frame, other, other_frame = self.items[item]
+        pair = self.pairs[index]
+        a, b = self._pair_windows(index, frame)
+        result = {"a": torch.from_numpy(a), "b": torch.from_numpy(np.ascontiguousarray(b, np.float32)),
+                  "emotion_a": torch.tensor(self.labels[pair.clip_a]),
+                  "emotion_b": torch.tensor(self.labels[pair.clip_b])}
+        if other is not None:
+            c, d = self._pair_windows(other, other_frame)
+            result.update(c=torch.from_numpy(c), d=torch.from_numpy(np.ascontiguousarray(d, np.float32)))
+        return result
+
+
+def _partners(pairs: list[Pair], clips: dict) -> dict[int, list[int]]:
+    """For each pair index, the indices of pairs of the same subject and emotions (in order)
+    saying another sentence."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for index, pair in enumerate(pairs):
+        a, b = clips[pair.clip_a], clips[pair.clip_b]
+        groups[a.subject, a.emotion, b.emotion].append(index)
+    partners = {}
+    for members in groups.values():
+        for index in members:
+            sentence = clips[pairs[index].clip_a].sentence
+            others = [other for other in members if clips[pairs[other].clip_a].sentence != sentence]
+            if others:
+                partners[index] = others
+    return partners
 
 
 class SequenceDataset(Dataset):

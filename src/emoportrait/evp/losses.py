@@ -157,11 +157,10 @@ def landmark_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, smoo
 class LossWeights:
     """Weights of the disentanglement terms in the total loss.
 
-    EVP's public code adds its terms with weight 1 (four reconstructions, one content
-    L1, two cross-entropies, each a batch mean); its triplet losses are off by default
-    (``use_triplet``) and, when on, weigh 10 with margin 1. Here each group is one
-    mean (over its clips or swaps), so the unit weights give every group the same
-    weight; set ``triplet`` (e.g. to EVP's 10) to turn the triplet losses on.
+    The defaults are EVP's training weights, reconstruction : classification : content
+    = 4 : 2 : 1 (each group here is one mean, over its clips or swaps). EVP's triplet
+    losses are off by default (``use_triplet``) and, when on, weigh 10 with margin 1:
+    set ``triplet`` (e.g. to 10) to turn them on.
 
     Attributes:
         self_rec: Self reconstruction (L1, MFCC units).
@@ -172,9 +171,9 @@ class LossWeights:
         margin: Triplet margin, in code units.
     """
 
-    self_rec: float = 1.0
-    cross_rec: float = 1.0
-    classification: float = 1.0
+    self_rec: float = 4.0
+    cross_rec: float = 4.0
+    classification: float = 2.0
     content: float = 1.0
     triplet: float = 0.0
     margin: float = 1.0

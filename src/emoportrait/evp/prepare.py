@@ -516,28 +516,6 @@ def _subject_products(out: Path, subject: str, rows: list[ManifestRow], config: 
     return has_neutral
 
 
-def frame_map(path: np.ndarray, steps: tuple[int, int], frames: tuple[int, int],
-              fps: tuple[float, float], steps_per_second: float) -> np.ndarray:
-    """Per video frame of clip A, the frame of clip B aligned to it by DTW.
-
-    Args:
-        path: (K, 2) ``(step_a, step_b)`` DTW path covering all steps of both clips.
-        steps: (S_a, S_b) MFCC steps of the clips.
-        frames: (T_a, T_b) video frames of the clips.
-        fps: (fps_a, fps_b) frame rates.
-        steps_per_second: MFCC steps per second (100).
-
-    Returns:
-        (T_a,) int64 frames of B in ``[0, T_b)``, non-decreasing.
-    """
-    (steps_a, steps_b), (frames_a, frames_b), (fps_a, fps_b) = steps, frames, fps
-    step_b = audio.warp_features(np.arange(steps_b, dtype=np.float64), path, steps_a)
-    step_b = np.maximum.accumulate(step_b)
-    step_a = np.floor((np.arange(frames_a) + 0.5) * steps_per_second / fps_a + 0.5).astype(np.int64)
-    frame_b = np.floor(step_b[np.minimum(step_a, steps_a - 1)] * fps_b / steps_per_second + 1e-9)
-    return np.clip(frame_b, 0, frames_b - 1).astype(np.int64)
-
-
 def _pair_task(task: tuple[Path, list[ManifestRow]]) -> list[Pair]:
     """Align every two clips of one (subject, sentence) group with different emotions.
 
@@ -559,36 +537,30 @@ def _pair_task(task: tuple[Path, list[ManifestRow]]) -> list[Pair]:
             continue
         forward = cache.pair_path(out, a.clip_id, b.clip_id)
         backward = cache.pair_path(out, b.clip_id, a.clip_id)
-        cost = _cached_cost(forward, a.n_frames)
-        if cost is None or _cached_cost(backward, b.n_frames) is None:
-            cost = _align_pair(a, b, mfcc(a), mfcc(b), forward, backward)
+        cost = _cached_cost(forward, len(mfcc(a)))
+        if cost is None or _cached_cost(backward, len(mfcc(b))) is None:
+            cost = _align_pair(mfcc(a), mfcc(b), forward, backward)
         pairs += [Pair(a.clip_id, b.clip_id, a.split, cost), Pair(b.clip_id, a.clip_id, a.split, cost)]
     return pairs
 
 
-def _align_pair(a: ManifestRow, b: ManifestRow, mfcc_a: np.ndarray, mfcc_b: np.ndarray,
-                forward: Path, backward: Path) -> float:
-    """DTW of two clips' (S, 12) MFCCs; saves both frame maps and returns the cost."""
-    config = audio.AudioConfig()
-    result = audio.dtw_align(mfcc_a, mfcc_b, config)
-    steps, frames, fps = (len(mfcc_a), len(mfcc_b)), (a.n_frames, b.n_frames), (a.fps, b.fps)
-    cache.save_frame_map(forward, frame_map(result.path, steps, frames, fps,
-                                            config.steps_per_second), result.cost)
-    reverse = np.ascontiguousarray(result.path[:, ::-1])
-    cache.save_frame_map(backward, frame_map(reverse, steps[::-1], frames[::-1], fps[::-1],
-                                             config.steps_per_second), result.cost)
+def _align_pair(mfcc_a: np.ndarray, mfcc_b: np.ndarray, forward: Path, backward: Path) -> float:
+    """DTW of two clips' (S, 12) MFCCs; saves the path both ways and returns the cost."""
+    result = audio.dtw_align(mfcc_a, mfcc_b, audio.AudioConfig())
+    cache.save_step_path(forward, result.path, result.cost)
+    cache.save_step_path(backward, np.ascontiguousarray(result.path[:, ::-1]), result.cost)
     return result.cost
 
 
-def _cached_cost(path: Path, n_frames: int) -> float | None:
-    """The cost stored in a complete pair file whose map has ``n_frames`` entries, else None."""
+def _cached_cost(path: Path, n_steps: int) -> float | None:
+    """The cost stored in a complete pair file whose path ends at step ``n_steps - 1``, else None."""
     if not path.is_file():
         return None
     try:
-        mapping, cost = cache.load_frame_map(path)
+        step_path, cost = cache.load_step_path(path)
     except InputError:
         return None
-    return cost if len(mapping) == n_frames else None
+    return cost if len(step_path) and step_path[-1, 0] == n_steps - 1 else None
 
 
 def _finish(out: Path, rows: list[ManifestRow], config: PrepareConfig, workers: int,

@@ -342,7 +342,7 @@ def train_stage(stage_name: str, cache_dir: Path, out: Path, engine: EngineConfi
     elif stage_name == "disentangle":
         runs = {read_stage(run): run for run in init}
         stage = DisentangleStage(config, runs.get("content"), runs.get("emotion"))
-        train, val = PairDataset(cache, "train"), PairDataset(cache, val_split)
+        train, val = PairDataset(cache, "train", four_clips=True), PairDataset(cache, val_split, four_clips=True)
     else:
         if len(init) != 1 or read_stage(init[0]) != "disentangle":
             raise InputError("audio2lm starts from a disentangle run: give --init runs/dis")
