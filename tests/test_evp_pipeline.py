@@ -93,6 +93,21 @@ def test_learned_driver_closes_the_mouth_in_long_silence_and_keeps_the_emotion(t
     assert np.abs(expression[long_pause][:, brows]).max() > 1e-4
 
 
+def test_audio2lm_validates_on_clips_it_does_not_train_on(trained):
+    from emoportrait.evp.cache import FeatureCache
+    from emoportrait.evp.datasets import subject_sequences
+
+    _, cache, _ = trained
+    features = FeatureCache(cache)
+    n_clips = sum(row.subject == "M001" for row in features.ok("train"))
+    # As when the splits hold whole subjects out: no validation clip of M001 exists.
+    train, val = subject_sequences(features, "train", "M001", 16)
+    assert len(train) > 0 and len(val) > 0
+    held = {run[0].tobytes() for run in val.runs}
+    assert not held & {run[0].tobytes() for run in train.runs}
+    assert n_clips >= 2
+
+
 @pytest.mark.parametrize("case,message", [
     ("wrong_init", "audio2lm starts from a disentangle run"),
     ("wrong_weights", "the learned driver needs an audio2lm run"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import replace
 
 import numpy as np
@@ -143,14 +144,16 @@ class SequenceDataset(Dataset):
     Items: ``{"x": (L, 28, 12), "target": (L, 16), "mask": (L,) bool}`` where ``target``
     is the frame's landmark PCA code minus the subject's identity code (EVP's
     displacement) and ``mask`` marks frames with a tracked face (and real frames of a
-    clip shorter than ``length``, which is padded).
+    clip shorter than ``length``, which is padded). ``clip_ids``, when given, keeps only
+    those clips.
     """
 
-    def __init__(self, cache: FeatureCache, split: str, subject: str, length: int) -> None:
+    def __init__(self, cache: FeatureCache, split: str, subject: str, length: int,
+                 clip_ids: Collection[str] | None = None) -> None:
         model = cache.subject(subject)
         self.runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for row in cache.ok(split):
-            if row.subject != subject:
+            if row.subject != subject or (clip_ids is not None and row.clip_id not in clip_ids):
                 continue
             clip = cache.clip(row.clip_id)
             codes = model.encode(clip.canonical[..., :2]) - model.example_code
@@ -176,3 +179,31 @@ def _padded_run(windows: np.ndarray, codes: np.ndarray, found: np.ndarray, start
     return (np.concatenate([windows[start:stop], np.zeros((pad, *windows.shape[1:]), np.float32)]),
             np.concatenate([codes[start:stop], np.zeros((pad, codes.shape[1]), np.float32)]).astype(np.float32),
             mask)
+
+
+HELD_OUT_EVERY = 5
+"""When no validation clip of the trained subject exists, every 5th training clip is held out."""
+
+
+def subject_sequences(cache: FeatureCache, val_split: str, subject: str, length: int
+                      ) -> tuple[SequenceDataset, SequenceDataset]:
+    """Training and validation sequences of one subject for audio-to-landmark.
+
+    Validation uses the subject's clips of ``val_split``; where it has none (splits by
+    subject hold the trained subject out of validation), every :data:`HELD_OUT_EVERY`-th
+    of its training clips (at least one) is held out instead, so the best checkpoint is
+    never chosen on the data it was trained on. A subject with one clip validates on it,
+    with a warning.
+    """
+    if val_split != "train" and any(row.subject == subject for row in cache.ok(val_split)):
+        return (SequenceDataset(cache, "train", subject, length),
+                SequenceDataset(cache, val_split, subject, length))
+    clips = [row.clip_id for row in cache.ok("train") if row.subject == subject]
+    if len(clips) < 2:
+        logger.warning("subject %s has one training clip and none for validation: the best checkpoint "
+                       "is chosen on the training clip", subject)
+        train = SequenceDataset(cache, "train", subject, length)
+        return train, train
+    held = set(clips[HELD_OUT_EVERY - 1::HELD_OUT_EVERY] or clips[-1:])
+    return (SequenceDataset(cache, "train", subject, length, clip_ids=set(clips) - held),
+            SequenceDataset(cache, "train", subject, length, clip_ids=held))

@@ -38,7 +38,7 @@ from ..emotions import EMOTIONS
 from ..errors import InputError
 from ..training import EngineConfig, FitResult, Monitor, Stage, StepContext, fit, load_weights
 from .cache import FeatureCache, SubjectModel
-from .datasets import PairDataset, SequenceDataset, WindowDataset
+from .datasets import PairDataset, WindowDataset, subject_sequences
 from .losses import LossWeights, classification_loss, content_loss, disentanglement_losses, landmark_loss
 from .models import Audio2Landmark, ContentEncoder, Disentangler, EmotionClassifier, EmotionEncoder, EvpModelConfig
 
@@ -347,9 +347,7 @@ def train_stage(stage_name: str, cache_dir: Path, out: Path, engine: EngineConfi
         if len(init) != 1 or read_stage(init[0]) != "disentangle":
             raise InputError("audio2lm starts from a disentangle run: give --init runs/dis")
         stage = Audio2LandmarkStage(config, cache, init[0])
-        train = SequenceDataset(cache, "train", config.subject, config.sequence_frames)
-        val = SequenceDataset(cache, val_split, config.subject, config.sequence_frames) \
-            if any(r.subject == config.subject for r in cache.ok(val_split)) else train
+        train, val = subject_sequences(cache, val_split, config.subject, config.sequence_frames)
     if len(train) == 0:
         raise InputError(f"no {stage_name} training data in '{cache_dir}': "
                          + ("no same-sentence pairs (each sentence needs two emotions)"
