@@ -15,8 +15,10 @@ Training samples three frames per clip, one at random from each of three equal
 segments. CK+ sequences run from neutral to the apex, so the segments cover the
 last 3/5 of the sequence (the expressive part; the original's CK+ loader used the
 *first* 3/5, its neutral end). As in the original, every sequence appears once per
-frame in an epoch (each time with a fresh draw) and a clip's frames are all
-flipped or none. Prediction uses every frame.
+frame in an epoch (each time with a fresh draw). The original's random horizontal
+flip is a per-image transform, so it flips each frame of a sample on its own; here a
+sample's frames are all flipped or none, so they stay views of one face. Prediction
+uses every frame.
 """
 
 from __future__ import annotations
