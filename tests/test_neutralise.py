@@ -33,6 +33,9 @@ def test_an_open_mouth_closes_to_a_slit_and_lips_keep_their_thickness(closed):
     brows = np.concatenate([face.GROUPS["left_brow"], face.GROUPS["right_brow"]])
     np.testing.assert_allclose(result[brows], opened[brows], atol=1e-4)
     assert result[152, 1] < opened[152, 1] - 0.1   # the chin came up with the lower lip
+    depth = lambda points: points[14, 2] - points[13, 2]  # noqa: E731  lower lip behind the upper
+    assert depth(opened) > depth(closed) + 0.05
+    assert abs(depth(result) - depth(closed)) < 0.01  # the lips meet in depth too
 
 
 def test_a_closed_mouth_stays_and_crossed_lips_part(closed):

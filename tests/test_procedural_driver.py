@@ -14,6 +14,7 @@ from emoportrait.drivers.procedural import (
     ProceduralDriver,
     blink_track,
     emotion_envelope,
+    led,
     lip_rounding_track,
     mouth_opening_track,
 )
@@ -321,3 +322,10 @@ def test_the_lids_follow_a_target_videos_own_blinks_instead_of_their_own(identit
     lids = distance(identity + track, RIGHT_EYE)
     assert lids[41] < 0.2 * lids[30]                                 # closed with the target
     assert np.ptp(lids[np.r_[15:38, 46:n_frames - 15]]) < 0.1 * lids[30]  # and no blink of its own
+
+
+def test_led_moves_a_track_earlier():
+    step = (np.arange(20) >= 10).astype(float)
+    moved = led(step, 25.0, 0.08)             # 2 frames
+    assert moved[8] == 1.0 and moved[7] == 0.0
+    assert moved[-1] == 1.0                   # the end is held

@@ -57,18 +57,22 @@ def close_lips(geometry: FaceGeometry, config: NeutraliseConfig = NeutraliseConf
     comes down by ``upper_lip_share`` of it and the lower lip rises by the rest, so the
     inner contours meet and both lips keep their thickness; the skin around follows.
     The jaw (:func:`~.drivers.action_units.jaw_move`) rises by the lower lip's rise at
-    its middle, carrying the chin; the lip's own moves make up the rest toward the corners. 
+    its middle, carrying the chin; the lip's own moves make up the rest toward the corners.
+    The lower lip of an open mouth also sits behind the upper one (+z; 0.09 on MEAD's
+    M030, under 0.002 on closed mouths): it comes forward to meet it, by the share
+    ``gap / (gap + closed_gap)`` of that depth (all of it for a wide mouth, none for
+    closed or crossed lips), else a turned head would show the closed lips parted.
     """
     inner, outer = geometry.lip_arcs("inner_lips"), geometry.lip_arcs("outer_lips")
     points = geometry.points
 
-    def height(arc: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def height(arc: np.ndarray, x: np.ndarray, axis: int = 1) -> np.ndarray:
         order = np.argsort(points[arc, 0])
-        return np.interp(x, points[arc[order], 0], points[arc[order], 1])
+        return np.interp(x, points[arc[order], 0], points[arc[order], axis])
 
-    def gap_at(indices: np.ndarray) -> np.ndarray:
+    def gap_at(indices: np.ndarray, axis: int = 1) -> np.ndarray:
         x = points[indices, 0]
-        return height(inner.lower, x) - height(inner.upper, x) - config.closed_gap
+        return height(inner.lower, x, axis) - height(inner.upper, x, axis) - config.closed_gap * (axis == 1)
 
     corners = np.concatenate([arc[[0, -1]] for arc in (inner.upper, outer.upper)])
     sides = [np.unique(np.concatenate(arcs)) for arcs in ((inner.upper, outer.upper), (inner.lower, outer.lower))]
@@ -79,8 +83,11 @@ def close_lips(geometry: FaceGeometry, config: NeutraliseConfig = NeutraliseConf
     order = np.argsort(points[lower, 0])
     middle = float(np.interp(points[_LOWER_MIDDLE, 0], points[lower[order], 0], rise[order]))
     jaw = jaw_move(geometry, -middle, units)                 # the jaw carries the chin up
+    opened = np.clip(gap_at(lower), 0.0, None)
+    forward = gap_at(lower, axis=2) * opened / (opened + config.closed_gap)   # depth to close
     moves = np.zeros((len(lower), 3))
     moves[:, 1] = -rise - jaw[lower, 1]                      # the lip's own share, around the corners
+    moves[:, 2] = -forward - jaw[lower, 2]
     lower_field = jaw + spread(geometry, lower, moves, units.lip_sigma, units)
     moves = np.zeros((len(upper), 3))
     moves[:, 1] = config.upper_lip_share * gap_at(upper)

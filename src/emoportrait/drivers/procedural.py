@@ -82,8 +82,8 @@ class ProceduralConfig:
     phones: PhoneConfig = field(default_factory=PhoneConfig)
     # Mouth amplitudes, for either mouth source.
     # Calibrated (benchmarks/realism.py) so that the viseme mouth's mean opening is that
-    # of the real speakers': generated/real 0.8-1.2 on stills.
-    jaw_open_gap: float = 0.37       # inner-lip gap the jaw adds at full opening
+    # of the real speakers': generated/real 0.85-1.11 on stills and video targets.
+    jaw_open_gap: float = 0.45       # inner-lip gap the jaw adds at full opening
     upper_lip_lift: float = 0.04     # the upper lip's rise at full opening (adds to the gap)
     tuck_lift: float = 0.015         # /f v/: the lower lip's rise toward the upper teeth
     tuck_back: float = 0.03          # ... and its move back under them
@@ -204,6 +204,12 @@ def speech_gate(silent: np.ndarray, fps: float, ramp_s: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------- mouth
+
+
+def led(track: np.ndarray, fps: float, lead_s: float) -> np.ndarray:
+    """``(T,)`` ``track`` moved ``lead_s`` earlier (linear interpolation, the ends held)."""
+    times = np.arange(len(track), dtype=np.float64)
+    return np.interp(times + lead_s * fps, times, track)
 
 
 def _frame_audio(speech: np.ndarray, n_frames: int, fps: float, audio: AudioConfig
@@ -358,7 +364,7 @@ def mouth_track(
             reason = f"no speech recognised: {exc}"
         else:
             opening, width, tuck = viseme_track(timing.phones, n_frames, fps, config.visemes)
-            gate = speech_gate(silent, fps, config.speech_ramp_s)
+            gate = led(speech_gate(silent, fps, config.speech_ramp_s), fps, config.visemes.lead_s)
             return MouthTrack(opening * gate, width * gate, tuck * gate,
                               f"visemes from {timing.describe()}")
     opening = config.spectral_opening * mouth_opening_track(speech, n_frames, fps, config, audio)

@@ -99,7 +99,8 @@ class VisemeConfig:
 
     decay_per_s: float = 12.0     # θ: dominance falls by e every 1/θ s outside a phone's middle
     plateau: float = 0.5          # h: the dominance is flat over this fraction of the phone
-    lead_s: float = 0.06          # the lips lead the sound by this much
+    lead_s: float = 0.1           # the lips lead the sound by this much (benchmarks/realism.py:
+                                  # 0.06 left them 80 ms late on HDTF, 33 ms on MEAD; 0.1: 40, 0 ms)
     ramp_s: float = 0.05          # seal and tuck ramp in and out over this time
     smoothing_s: float = 0.015    # std of the final zero-phase Gaussian smoothing
 
