@@ -139,7 +139,7 @@ def generated_videos(tmp_path_factory, close_portrait):
     portrait = folder / "portrait.png"
     media.write_image(portrait, close_portrait)
     videos = folder / "videos"
-    loudness_driven = ProceduralDriver(ProceduralConfig(mouth="spectral"))  # the lip-sync score's premise
+    loudness_driven = ProceduralDriver(ProceduralConfig(mouth="spectral"))  # what the loudness score rewards
     for emotion in ("happy", "surprised"):
         generate(speech, parse_emotion(emotion), portrait, videos / f"{emotion}_001.mp4", driver=loudness_driven)
     return videos
@@ -157,7 +157,7 @@ def test_analyze_command_writes_the_report(tmp_path, capsys, generated_videos):
     data = json.loads((out / "results.json").read_text())
     videos = {record["video"].rsplit("/", 1)[-1]: record for record in data["videos"]}
     assert videos["happy_001.mp4"]["predictions"]["mini-xception (FER2013)"]["label"] == "happy"
-    assert videos["happy_001.mp4"]["lip_sync"]["correlation"] > 0.3
+    assert videos["happy_001.mp4"]["loudness_following"]["correlation"] > 0.3
     assert videos["angry_002.mp4"]["error"]  # reported, not fatal
     assert (out / "index.html").exists() and (out / "confusion_mini_xception_fer2013.png").exists()
     assert "accuracy" in captured.out

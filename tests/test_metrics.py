@@ -1,4 +1,4 @@
-"""analysis.metrics: landmark distances, pixel metrics, CPBD, lip sync, video comparison."""
+"""analysis.metrics: landmark distances, pixel metrics, CPBD, loudness following, mouth vs. reference, video comparison."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 import cv2
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter1d
 
 from emoportrait import media
 from emoportrait.analysis import metrics
 from emoportrait.audio import write_wav
-from emoportrait.errors import InputError
 from emoportrait.face import IBUG68, N_LANDMARKS, FaceTrack
 
 from .conftest import FPS
@@ -158,31 +158,31 @@ def test_cpbd_falls_with_blur(portrait):
     assert scores[3] < 0.01   # by sigma 2 every edge is wider than w_JNB: CPBD saturates at 0
 
 
-# ------------------------------------------------------------------------- lip sync
+# ------------------------------------------------------------------ loudness following
 
 
-def test_lip_sync_finds_the_delay():
+def test_loudness_following_finds_the_delay():
     loudness = np.random.default_rng(4).uniform(-50, -10, 100)
     loudness[::7] = -100.0                         # silences, clipped at -60 dB
     mouth = np.empty(100)
-    mouth[2:] = np.maximum(loudness[:-2], metrics.LIP_SYNC_FLOOR_DB) + 70.0   # 2 frames late
+    mouth[2:] = np.maximum(loudness[:-2], metrics.LOUDNESS_FLOOR_DB) + 70.0   # 2 frames late
     mouth[:2] = 0.0
-    result = metrics.lip_sync(mouth, loudness)
+    result = metrics.loudness_following(mouth, loudness)
     assert result.lag_frames == 2 and result.correlation == pytest.approx(1.0)
     assert result.lag_ms(FPS) == 80.0
-    early = np.append(np.maximum(loudness[1:], metrics.LIP_SYNC_FLOOR_DB), 0.0)   # 1 frame early
-    assert metrics.lip_sync(early, loudness).lag_frames == -1
+    early = np.append(np.maximum(loudness[1:], metrics.LOUDNESS_FLOOR_DB), 0.0)   # 1 frame early
+    assert metrics.loudness_following(early, loudness).lag_frames == -1
 
 
-def test_lip_sync_of_noise_and_of_a_still_mouth():
+def test_loudness_following_of_noise_and_of_a_still_mouth():
     rng = np.random.default_rng(5)
-    noise = metrics.lip_sync(rng.normal(size=300), rng.uniform(-50, -10, 300))
+    noise = metrics.loudness_following(rng.normal(size=300), rng.uniform(-50, -10, 300))
     assert abs(noise.correlation) < 0.25
-    still = metrics.lip_sync(np.ones(50), rng.uniform(-50, -10, 50))
+    still = metrics.loudness_following(np.ones(50), rng.uniform(-50, -10, 50))
     assert math.isnan(still.correlation) and still.lag_frames == 0
 
 
-def test_lip_sync_of_a_track_uses_its_audio_and_face_size(tmp_path):
+def test_loudness_following_of_a_track_uses_its_audio_and_face_size(tmp_path):
     """Mouth opening (relative to a zooming face) follows the audio's loudness 2 frames late."""
     rng = np.random.default_rng(6)
     n_frames, rate = 50, 16000
@@ -199,7 +199,7 @@ def test_lip_sync_of_a_track_uses_its_audio_and_face_size(tmp_path):
     landmarks[:, 14, 1] = opening * zoom
     found = np.ones(n_frames, bool)
     track = FaceTrack(landmarks, found, ~found, found.astype(np.float32), FPS, (256, 256))
-    result = metrics.track_lip_sync(track, tmp_path / "speech.wav")
+    result = metrics.track_loudness_following(track, tmp_path / "speech.wav")
     assert result.lag_frames == 2 and result.correlation > 0.99
 
 
@@ -229,7 +229,7 @@ def test_a_video_compared_with_itself(videos):
     assert result.f_lmd < 0.5 and result.m_lmd < 0.5 and result.f_lvd < 0.5
     assert result.ssim > 0.95 and result.psnr == math.inf
     assert 0.2 < result.cpbd_generated == result.cpbd_reference <= 1.0
-    assert math.isnan(result.lip_sync_r) and math.isnan(result.lip_sync_lag_ms)   # no audio
+    assert math.isnan(result.loudness_r) and math.isnan(result.loudness_lag_ms)   # no audio
 
 
 def test_centring_cancels_a_shift_but_not_a_zoom(videos):
@@ -241,7 +241,31 @@ def test_centring_cancels_a_shift_but_not_a_zoom(videos):
     assert metrics.compare_videos(videos["portrait"], videos["zoomed"], max_frames=6).frames_compared == 6
 
 
-def test_video_sharpness_and_lip_sync_need_their_input(videos, portrait):
+def test_video_sharpness(videos, portrait):
     assert metrics.video_sharpness(videos["portrait"]) == pytest.approx(metrics.cpbd(portrait), abs=0.05)
-    with pytest.raises(InputError, match="no audio"):
-        metrics.video_lip_sync(videos["portrait"])
+
+
+def _talking_track(opening: np.ndarray, found: np.ndarray | None = None) -> FaceTrack:
+    """A track of a face-sized point cloud whose inner lips (13, 14) part by ``opening`` pixels."""
+    base = np.zeros((478, 3), np.float32)
+    angles = np.linspace(0.0, 2.0 * np.pi, 478, endpoint=False)
+    base[:, 0], base[:, 1] = 100 + 60 * np.cos(angles), 100 + 80 * np.sin(angles)   # a face-sized cloud
+    landmarks = np.repeat(base[None], len(opening), axis=0)
+    landmarks[:, 14, 1] = landmarks[:, 13, 1] + opening
+    found = np.ones(len(opening), bool) if found is None else found
+    return FaceTrack(landmarks, found, np.zeros_like(found), found.astype(np.float32), FPS, (256, 256))
+
+
+def test_the_mouth_is_compared_with_the_reference_mouth_at_its_lag():
+    rng = np.random.default_rng(3)
+    real = np.abs(gaussian_filter1d(rng.normal(size=120), 2.0)) * 20
+    pairs = (np.arange(120), np.arange(120))
+    same = metrics._mouth_metrics(_talking_track(real), _talking_track(real), pairs)
+    assert same["mouth_r"] == pytest.approx(1.0) and same["mouth_lag_ms"] == 0.0
+    late = np.concatenate([real[:2], real[:-2]])          # two frames late, and a frame lost
+    found = np.ones(120, bool)
+    found[50] = False
+    result = metrics._mouth_metrics(_talking_track(late, found), _talking_track(real), pairs)
+    assert result["mouth_r"] > 0.95 and result["mouth_lag_ms"] == pytest.approx(2000.0 / FPS)
+    unrelated = metrics._mouth_metrics(_talking_track(rng.permutation(real)), _talking_track(real), pairs)
+    assert unrelated["mouth_r"] < 0.5

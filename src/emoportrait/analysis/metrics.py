@@ -12,8 +12,16 @@ A generated video is compared with its reference (ground-truth) video:
   points (EAT's public evaluator wrongly adds the mouth value into it).
 * **SSIM / PSNR**: per frame against the reference, averaged over frames.
 * **CPBD**: no-reference sharpness (Narvekar & Karam, IEEE TIP 2011), see :func:`cpbd`.
-* **Lip sync** without learned weights: the lag-searched Pearson correlation of
-  the mouth opening with the loudness of the video's own speech, see :func:`lip_sync`.
+* **Mouth vs. the reference's mouth**: the lag-searched Pearson correlation of the
+  generated inner-lip opening with the reference video's (``mouth_r``): with M-LMD,
+  the reference-based check of lip sync.
+* **Loudness following** (no reference, no weights): the lag-searched correlation of the
+  mouth opening with the loudness of the video's own speech, see
+  :func:`loudness_following`. It is *not* lip sync: real speakers score 0.1-0.4 (their
+  mouths follow phones, not loudness), a mouth driven by loudness alone scores near 1.
+  It tells a frozen or out-of-step mouth (near 0, or a large lag) from one that moves
+  with the speech, nothing more. For lip sync without a reference, give SyncNet's
+  weights (LSE-C/LSE-D, :mod:`.syncnet`).
 
 Frames without a tracked face are skipped by the landmark metrics. Videos of
 different lengths or frame rates are compared frame by frame on the generated
@@ -49,9 +57,10 @@ from ..face import RIGID, FaceTrack, TrackerConfig, inner_mouth_opening, to_ibug
 from ..face.landmarks import IBUG68_MOUTH
 
 __all__ = [
-    "UNAVAILABLE", "LipSync", "VideoMetrics", "compare_videos", "cpbd", "lagged_correlation",
+    "UNAVAILABLE", "LaggedCorrelation", "VideoMetrics", "compare_videos", "cpbd", "lagged_correlation",
     "landmark_distance",
-    "landmark_velocity_difference", "lip_sync", "psnr", "ssim", "video_lip_sync", "video_sharpness",
+    "landmark_velocity_difference", "loudness_following", "mouth_opening", "psnr", "ssim",
+    "track_loudness_following", "video_sharpness",
 ]
 
 UNAVAILABLE = {
@@ -68,8 +77,8 @@ _TRACKING = TrackerConfig(smooth=False)
 SHARPNESS_EVERY = 5
 """CPBD is averaged over every 5th frame (it changes slowly and costs the most)."""
 
-LIP_SYNC_FLOOR_DB = -60.0
-"""Loudness (dBFS) below which speech counts as silence for :func:`lip_sync`."""
+LOUDNESS_FLOOR_DB = -60.0
+"""Loudness (dBFS) below which speech counts as silence for :func:`loudness_following`."""
 
 CPBD_MIN_SIZE = 64         # block side, pixels: smaller images have no block to measure
 _CPBD_EDGE_SHARE = 0.002    # a block is an edge block above this share of Canny edge pixels
@@ -77,6 +86,7 @@ _CPBD_BETA = 3.6            # exponent of the probability-of-blur-detection mode
 _CPBD_LOW_CONTRAST = 50     # grey levels; blocks up to this contrast have w_JNB = 5, others 3
 _P_JNB = 1.0 - math.exp(-1.0)  # 0.632: the blur probability of an edge exactly w_JNB wide
 _MIN_CORRELATION_SAMPLES = 3
+MOUTH_MAX_LAG = 4  # frames searched each way when comparing a mouth with the reference's
 
 
 # ----------------------------------------------------------------- landmark metrics
@@ -291,17 +301,17 @@ def video_sharpness(path: str | Path, every: int = SHARPNESS_EVERY) -> float:
         return float(np.mean([cpbd(frame) for frame in islice(frames, 0, None, every)]))
 
 
-# ------------------------------------------------------------------------- lip sync
+# ------------------------------------------------------------------ lagged correlation
 
 
 @dataclass(frozen=True)
-class LipSync:
-    """Best correlation of mouth opening and loudness over the searched lags.
+class LaggedCorrelation:
+    """Best correlation of a signal with a reference over the searched lags.
 
     Attributes:
         correlation: Pearson r in [-1, 1] at the best lag; NaN if not computable
             (e.g. a still mouth or constant loudness).
-        lag_frames: Frames the mouth lags behind the speech (positive = video late).
+        lag_frames: Frames the signal lags behind the reference (positive = signal late).
     """
 
     correlation: float
@@ -325,7 +335,7 @@ def _lagged_pair(video: np.ndarray, audio: np.ndarray, lag: int) -> tuple[np.nda
     return (video[lag:], audio[: n - lag]) if lag >= 0 else (video[: n + lag], audio[-lag:])
 
 
-def lagged_correlation(signal: np.ndarray, reference: np.ndarray, max_lag: int = 5) -> LipSync:
+def lagged_correlation(signal: np.ndarray, reference: np.ndarray, max_lag: int = 5) -> LaggedCorrelation:
     """Best Pearson correlation of ``signal[t]`` with ``reference[t - lag]`` over the lags.
 
     Lags from ``-max_lag`` to ``+max_lag`` frames are tried, as long as at least 3
@@ -337,7 +347,7 @@ def lagged_correlation(signal: np.ndarray, reference: np.ndarray, max_lag: int =
         max_lag: Largest lag searched, frames.
 
     Returns:
-        The best :class:`LipSync` (positive lag: ``signal`` late); ``(NaN, 0)`` when no
+        The best :class:`LaggedCorrelation` (positive lag: ``signal`` late); ``(NaN, 0)`` when no
         lag gives a correlation.
     """
     signal, reference = np.asarray(signal, np.float64), np.asarray(reference, np.float64)
@@ -347,15 +357,16 @@ def lagged_correlation(signal: np.ndarray, reference: np.ndarray, max_lag: int =
     scores = {lag: _pearson(*_lagged_pair(signal, reference, lag)) for lag in range(-reach, reach + 1)}
     scores = {lag: r for lag, r in scores.items() if not math.isnan(r)}
     if not scores:
-        return LipSync(math.nan, 0)
+        return LaggedCorrelation(math.nan, 0)
     best = max(scores, key=lambda lag: (scores[lag], -abs(lag)))
-    return LipSync(scores[best], best)
+    return LaggedCorrelation(scores[best], best)
 
 
-def lip_sync(mouth_opening: np.ndarray, loudness_db: np.ndarray, max_lag: int = 5) -> LipSync:
-    """Lag-searched Pearson correlation of mouth opening and speech loudness.
+def loudness_following(mouth_opening: np.ndarray, loudness_db: np.ndarray, max_lag: int = 5) -> LaggedCorrelation:
+    """Lag-searched Pearson correlation of mouth opening and speech loudness (not lip
+    sync: see the module docstring).
 
-    Loudness is clipped below at :data:`LIP_SYNC_FLOOR_DB` so silence of any depth
+    Loudness is clipped below at :data:`LOUDNESS_FLOOR_DB` so silence of any depth
     counts the same. Lags from ``-max_lag`` to ``+max_lag`` frames are tried (5 =
     0.2 s at 25 fps), as long as at least 3 frames overlap, and the lag with the
     highest correlation is returned (a negative correlation is no sync).
@@ -366,9 +377,9 @@ def lip_sync(mouth_opening: np.ndarray, loudness_db: np.ndarray, max_lag: int = 
         max_lag: Largest lag searched, frames.
 
     Returns:
-        The best :class:`LipSync`; ``(NaN, 0)`` when no lag gives a correlation.
+        The best :class:`LaggedCorrelation`; ``(NaN, 0)`` when no lag gives a correlation.
     """
-    loudness = np.maximum(np.asarray(loudness_db, np.float64), LIP_SYNC_FLOOR_DB)
+    loudness = np.maximum(np.asarray(loudness_db, np.float64), LOUDNESS_FLOOR_DB)
     return lagged_correlation(mouth_opening, loudness, max_lag)
 
 
@@ -378,11 +389,15 @@ def _face_scale(landmarks: np.ndarray) -> np.ndarray:
     return np.sqrt(((rigid - rigid.mean(axis=1, keepdims=True)) ** 2).sum(-1).mean(-1))
 
 
-def track_lip_sync(track: FaceTrack, path: str | Path) -> LipSync:
-    """:func:`lip_sync` of a tracked video against the loudness of its own audio track."""
-    opening = inner_mouth_opening(track.landmarks[..., :2]) / _face_scale(track.landmarks)
+def mouth_opening(track: FaceTrack) -> np.ndarray:
+    """``(T,)`` inner-lip opening of a track over its face's size (head size cancels)."""
+    return inner_mouth_opening(track.landmarks[..., :2]) / _face_scale(track.landmarks)
+
+
+def track_loudness_following(track: FaceTrack, path: str | Path) -> LaggedCorrelation:
+    """:func:`loudness_following` of a tracked video against the loudness of its own audio track."""
     loudness = frame_loudness(load_audio(path), AudioConfig(fps=track.fps), n_frames=len(track))
-    return lip_sync(opening, loudness)
+    return loudness_following(mouth_opening(track), loudness)
 
 
 def _track(path: str | Path, max_frames: int | None = None) -> FaceTrack:
@@ -398,18 +413,6 @@ def _has_sound(path: str | Path) -> bool:
     return not info.is_image and info.has_audio
 
 
-def video_lip_sync(path: str | Path) -> LipSync:
-    """Weight-free lip sync of a video: its mouth opening against its own speech.
-
-    Raises:
-        InputError: the file has no audio track (or is a still image).
-        NoFaceError: no face in any frame.
-    """
-    if not _has_sound(path):
-        raise InputError(f"'{path}' has no audio track; lip sync is measured against "
-                         "the video's own speech, so give a video with sound")
-    return track_lip_sync(_track(path), path)
-
 
 # ------------------------------------------------------------------ video comparison
 
@@ -424,10 +427,13 @@ class VideoMetrics:
         ssim: Mean SSIM over compared frames.
         psnr: Mean PSNR over compared frames, dB (``inf`` if any frame is identical).
         cpbd_generated, cpbd_reference: Mean CPBD over every 5th compared frame.
-        lip_sync_r, lip_sync_lag_frames: :func:`lip_sync` of the generated video
-            with its own audio (NaN without audio); lag positive = video late.
+        mouth_r, mouth_lag_ms: :func:`lagged_correlation` (lags within ±``MOUTH_MAX_LAG``
+            frames) of the generated mouth opening with the reference's on the paired
+            frames; lag positive = the generated mouth late.
+        loudness_r, loudness_lag_frames: :func:`loudness_following` of the generated
+            video with its own audio (NaN without audio); lag positive = video late.
         frames_compared: Frame pairs compared.
-        lip_sync_lag_ms: The lag in milliseconds at the generated frame rate.
+        loudness_lag_ms: That lag in milliseconds at the generated frame rate.
     """
 
     m_lmd: float
@@ -438,10 +444,12 @@ class VideoMetrics:
     psnr: float
     cpbd_generated: float
     cpbd_reference: float
-    lip_sync_r: float
-    lip_sync_lag_frames: float
+    mouth_r: float
+    mouth_lag_ms: float
+    loudness_r: float
+    loudness_lag_frames: float
     frames_compared: int
-    lip_sync_lag_ms: float = math.nan
+    loudness_lag_ms: float = math.nan
 
 
 def _frame_pairs(
@@ -506,17 +514,39 @@ def _pixel_metrics(
     return {name: float(np.mean(series)) for name, series in values.items()}
 
 
-def _lip_sync_metrics(track: FaceTrack, path: str | Path) -> dict[str, float]:
-    """Lip-sync fields of :class:`VideoMetrics`; NaN when the video is silent or has no audio."""
+def _loudness_metrics(track: FaceTrack, path: str | Path) -> dict[str, float]:
+    """Loudness-following fields of :class:`VideoMetrics`; NaN when the video is silent or has no audio."""
     if not _has_sound(path):
-        return {"lip_sync_r": math.nan, "lip_sync_lag_frames": math.nan, "lip_sync_lag_ms": math.nan}
-    result = track_lip_sync(track, path)
+        return {"loudness_r": math.nan, "loudness_lag_frames": math.nan, "loudness_lag_ms": math.nan}
+    result = track_loudness_following(track, path)
     known = not math.isnan(result.correlation)
     return {
-        "lip_sync_r": result.correlation,
-        "lip_sync_lag_frames": float(result.lag_frames) if known else math.nan,
-        "lip_sync_lag_ms": result.lag_ms(track.fps) if known else math.nan,
+        "loudness_r": result.correlation,
+        "loudness_lag_frames": float(result.lag_frames) if known else math.nan,
+        "loudness_lag_ms": result.lag_ms(track.fps) if known else math.nan,
     }
+
+
+def _found_series(values: np.ndarray, found: np.ndarray) -> np.ndarray | None:
+    """``values`` with the frames where no face was found interpolated from their
+    neighbours; None when fewer than 3 frames have a face."""
+    if found.sum() < _MIN_CORRELATION_SAMPLES:
+        return None
+    frames = np.arange(len(values))
+    return np.interp(frames, frames[found], values[found])
+
+
+def _mouth_metrics(generated: FaceTrack, reference: FaceTrack, pairs: tuple[np.ndarray, np.ndarray]
+                   ) -> dict[str, float]:
+    """``mouth_r`` and ``mouth_lag_ms`` of :class:`VideoMetrics`."""
+    series = [_found_series(mouth_opening(track)[index], track.found[index])
+              for track, index in ((generated, pairs[0]), (reference, pairs[1]))]
+    if series[0] is None or series[1] is None:
+        return {"mouth_r": math.nan, "mouth_lag_ms": math.nan}
+    result = lagged_correlation(series[0], series[1], MOUTH_MAX_LAG)
+    known = not math.isnan(result.correlation)
+    return {"mouth_r": result.correlation,
+            "mouth_lag_ms": result.lag_ms(generated.fps) if known and generated.fps else math.nan}
 
 
 def _reference_limit(
@@ -539,7 +569,7 @@ def compare_videos(
     iBUG-68 points; frames are paired by time on the generated timeline.
 
     Args:
-        generated_path: The generated video (its own audio gives the lip sync).
+        generated_path: The generated video (its own audio gives the loudness following).
         reference_path: The ground-truth video.
         max_frames: Compare at most this many generated frames (from the start).
 
@@ -555,6 +585,7 @@ def compare_videos(
     return VideoMetrics(
         **_landmark_metrics(generated, reference, pairs),
         **_pixel_metrics(generated_path, reference_path, pairs),
-        **_lip_sync_metrics(generated, generated_path),
+        **_mouth_metrics(generated, reference, pairs),
+        **_loudness_metrics(generated, generated_path),
         frames_compared=len(pairs[0]),
     )

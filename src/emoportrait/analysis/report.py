@@ -179,8 +179,8 @@ def _video_record(result: VideoResult) -> dict:
     record = {
         "video": str(result.path), "truth": result.truth, "frames": result.frames, "fps": result.fps,
         "error": result.error, "sharpness_cpbd": _number(result.sharpness),
-        "lip_sync": None if result.lip_sync is None else {
-            "correlation": _number(result.lip_sync.correlation), "lag_frames": result.lip_sync.lag_frames},
+        "loudness_following": None if result.loudness is None else {
+            "correlation": _number(result.loudness.correlation), "lag_frames": result.loudness.lag_frames},
         "predictions": {name: {"label": p.label, "probabilities": [float(v) for v in p.probabilities]}
                         for name, p in result.predictions.items()},
     }
@@ -243,10 +243,11 @@ def _html(results: Sequence[VideoResult], summaries: Sequence[RecognizerSummary]
         parts += [f"<img src='{name}'>" for name in images.get(info.name, [])]
     rows = [(r.path.name, r.truth or "?", *(r.predictions[s.info.name].label if s.info.name in r.predictions
                                             else "–" for s in summaries),
-             _fmt(r.lip_sync.correlation if r.lip_sync else None), _fmt(r.sharpness), r.error or "")
+             _fmt(r.loudness.correlation if r.loudness else None), _fmt(r.sharpness), r.error or "")
             for r in results]
     parts.append("<h2>Videos</h2>" + _table(["video", "truth", *(s.info.name for s in summaries),
-                                              "lip-sync r", "CPBD", "problem"], rows))
+                                              "loudness r", "CPBD", "problem"], rows))
+    parts.append(f"<p>{html.escape(SYNC_NOTE)}</p>")
     compared = [r for r in results if r.comparison is not None]
     if compared:
         fields = list(vars(compared[0].comparison))
@@ -259,6 +260,17 @@ def _html(results: Sequence[VideoResult], summaries: Sequence[RecognizerSummary]
     parts.append("<h2>Not computed</h2><ul>" + "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>"
                                                         for k, v in _not_computed(dataset_metrics).items()) + "</ul>")
     return "\n".join(parts)
+
+
+SYNC_NOTE = (
+    "Loudness r is how closely the mouth opening follows the speech's loudness. It is not "
+    "lip sync: real speakers score 0.1-0.4 (mouths follow phones, not loudness) and a mouth "
+    "driven by loudness alone scores near 1; it only tells a frozen or out-of-step mouth (near 0) "
+    "from a moving one. Lip sync is judged against a reference video (mouth_r, the correlation of "
+    "the mouth opening with the real person's, and M-LMD) or by SyncNet (LSE-C/LSE-D, with its "
+    "weights); neither says whether the mouth looks real: look at the videos."
+)
+"""What the report says about its sync figures."""
 
 
 def _not_computed(dataset_metrics: dict[str, float]) -> dict[str, str]:

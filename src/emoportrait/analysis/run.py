@@ -1,8 +1,9 @@
 """Run recognizers and metrics over videos: one :class:`VideoResult` per video.
 
 Per video: track the face (:mod:`emoportrait.face`), cut aligned crops
-(:mod:`.crops`), run every recognizer, and measure lip sync and sharpness
-(:mod:`.metrics`); with a reference video, the landmark and image metrics too.
+(:mod:`.crops`), run every recognizer, and measure sharpness and how the mouth follows
+the loudness (:mod:`.metrics`); with a reference video, the landmark, mouth and image
+metrics too; with SyncNet's weights, LSE-C/LSE-D.
 Frame recognizers give a video-level prediction by one of three protocols:
 
 - ``mean``: average the per-frame probabilities (default);
@@ -65,7 +66,7 @@ class VideoResult:
     frames: int = 0
     fps: float = 0.0
     predictions: dict[str, Prediction] = field(default_factory=dict)
-    lip_sync: metrics.LipSync | None = None
+    loudness: metrics.LaggedCorrelation | None = None
     sharpness: float = float("nan")
     comparison: metrics.VideoMetrics | None = None
     sync: SyncScores | None = None
@@ -118,7 +119,7 @@ def analyse_video(
         if min(frames.shape[1:3]) >= metrics.CPBD_MIN_SIZE:
             result.sharpness = float(np.mean([metrics.cpbd(f) for f in frames[::metrics.SHARPNESS_EVERY]]))
         if info.has_audio:
-            result.lip_sync = metrics.track_lip_sync(track, path)
+            result.loudness = metrics.track_loudness_following(track, path)
             if syncnet is not None:
                 result.sync = syncnet.scores(face_crops(frames, track.landmarks, 224), audio.load_audio(path),
                                              result.fps)
