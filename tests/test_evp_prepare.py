@@ -324,25 +324,43 @@ def test_shard_and_cache_arguments_are_checked(tmp_path):
         FeatureCache(tmp_path)
 
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_MEAD = Path(__file__).resolve().parents[2] / "shared" / "media" / "mead"
+SHARED_SPEECH_CLIP = SHARED_MEAD / "with_audio" / "M030_sad_level_3_001.mp4"
 
 
-def _shared_mead_clips(limit: int = 4) -> list[Path]:
-    """Up to ``limit`` MEAD-layout videos found in the project's shared folder (none in most checkouts)."""
-    if not SHARED.is_dir():
-        return []
-    return sorted(SHARED.glob("**/video/front/*/level_*/*.mp4"))[:limit]
+@pytest.fixture(scope="module")
+def real_mead(tmp_path_factory) -> Path:
+    """A MEAD-layout tree of the shared real clips: M030's sad 001 with its speech (1080p,
+    30 fps) and, for M030 and W009, one silent 256² clip per emotion (landmark-only)."""
+    if not SHARED_SPEECH_CLIP.is_file():
+        pytest.skip("no real MEAD clips in ../shared/media/mead")
+    root = tmp_path_factory.mktemp("real_mead")
+    clips = {("M030", "sad", "3"): SHARED_SPEECH_CLIP}
+    for video in sorted((SHARED_MEAD / "video").glob("*_level*_001.mp4")):
+        subject, emotion, level = video.stem.split("_")[:3]
+        clips.setdefault((subject, emotion, level[-1]), video)  # M030's sad: the clip with speech
+    for (subject, emotion, level), video in clips.items():
+        target = root / subject / "video" / "front" / emotion / f"level_{level}" / "001.mp4"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(video, target)
+    return root
 
 
-@pytest.mark.skipif(not _shared_mead_clips(), reason="no real MEAD-style clips in ../shared/")
-def test_prepare_runs_on_real_mead_clips_from_shared(tmp_path):
-    rows = ["video,audio,subject,emotion,level,sentence"]
-    for video in _shared_mead_clips():
-        subject = video.parents[4].name
-        audio = video.parents[4] / "audio" / video.parents[1].name / video.parent.name / f"{video.stem}.m4a"
-        rows.append(f"{video},{audio if audio.is_file() else ''},{subject},{video.parents[1].name},"
-                    f"{video.parent.name.split('_')[-1]},{video.stem}")
-    manifest = tmp_path / "dataset.csv"
-    manifest.write_text("\n".join(rows) + "\n")
-    summary = prepare(manifest, tmp_path / "cache")
-    assert summary.n_prepared >= 1 and ok_rows(tmp_path / "cache")
+def test_prepare_on_real_mead_resamples_to_25_fps_and_keeps_silent_clips_for_landmarks(real_mead, tmp_path):
+    summary = prepare(real_mead, tmp_path / "cache")
+    assert not summary.failures and summary.dataset.n_landmark_only == 15
+    rows = {row.clip_id: row for row in ok_rows(tmp_path / "cache")}
+    store = FeatureCache(tmp_path / "cache")
+    spoken = store.clip("M030_sad_3_001")
+    assert spoken.has_speech and spoken.fps == 25.0
+    assert abs(spoken.n_frames - 3.73 * 25) <= 1 and len(spoken.mfcc_windows) == spoken.n_frames
+    assert rows["M030_sad_3_001"].has_speech and [row.clip_id for row in store.speech()] == ["M030_sad_3_001"]
+    silent = store.clip("W009_happy_3_001")
+    assert not silent.has_speech and not rows["W009_happy_3_001"].has_speech and silent.n_frames > 80
+    assert summary.dataset.n_pairs == 0   # one clip with speech: nothing to pair
+    for subject in ("M030", "W009"):
+        offsets = cache.load_displacements(cache.displacement_path(tmp_path / "cache", subject))
+        assert len(offsets) == 7
+        corners, brows = [61, 291], [105, 334]   # lip corners; brow middles (y down)
+        assert offsets["happy", 3][corners, 1].mean() < -0.01     # the corners rise in a smile
+        assert offsets["surprised", 3][brows, 1].mean() < -0.01   # the brows rise in surprise

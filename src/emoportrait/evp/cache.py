@@ -109,6 +109,11 @@ class ManifestRow:
         """True if the clip was prepared."""
         return self.status == OK
 
+    @property
+    def has_speech(self) -> bool:
+        """False for a landmark-only clip (a video without sound: empty ``audio``)."""
+        return bool(self.audio)
+
 
 @dataclass(frozen=True)
 class Pair:
@@ -197,8 +202,9 @@ class ClipFeatures:
 
     Attributes:
         clip_id, subject, emotion, level, sentence: As in the manifest.
-        fps: Video frame rate (frames per second).
-        mfcc_windows: (T, 28, 12) float32 EVP MFCC window of each frame.
+        fps: Frame rate of the prepared frames (the model's, e.g. 25, whatever the video's).
+        mfcc_windows: (T, 28, 12) float32 EVP MFCC window of each frame; this and the
+            next three are empty (length 0) for a landmark-only clip (no speech).
         mfcc: (S, 12) float32 MFCC steps of the whole clip (for DTW).
         loudness: (T,) float32 RMS loudness per frame, dBFS.
         silent: (T,) bool, the frame is silence.
@@ -231,6 +237,11 @@ class ClipFeatures:
     def n_frames(self) -> int:
         """T, the number of video frames."""
         return len(self.found)
+
+    @property
+    def has_speech(self) -> bool:
+        """False for a landmark-only clip (its MFCC, loudness and silence are empty)."""
+        return len(self.mfcc) > 0
 
 
 _CLIP_META = ("clip_id", "subject", "emotion", "level", "sentence")
@@ -267,8 +278,9 @@ def load_clip_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]
                          f"{_PREPARE_HINT.format(out=path.parent.parent)}") from exc
 
 
-def clip_frames(path: Path, clip_id: str) -> tuple[int, float] | None:
-    """(T, fps) of a complete clip file for ``clip_id``, or None if it is absent or invalid.
+def clip_frames(path: Path, clip_id: str) -> tuple[int, float, bool] | None:
+    """(T, fps, has speech) of a complete clip file for ``clip_id``, or None if it is
+    absent or invalid.
 
     Reads only the small ``meta``, ``fps`` and ``found`` entries.
     """
@@ -278,7 +290,7 @@ def clip_frames(path: Path, clip_id: str) -> tuple[int, float] | None:
             complete = set(_CLIP_ARRAYS) <= set(data.files)
             if meta.get("format") != CLIP_FORMAT or meta.get("clip_id") != clip_id or not complete:
                 return None
-            return len(data["found"]), float(data["fps"])
+            return len(data["found"]), float(data["fps"]), bool(meta.get("audio"))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
 
@@ -416,6 +428,10 @@ class FeatureCache:
         if split is not None and split not in SPLITS:
             raise InputError(f"unknown split '{split}'; choose from {', '.join(SPLITS)}")
         return [row for row in self.manifest if row.ok and split in (None, row.split)]
+
+    def speech(self, split: str | None = None) -> list[ManifestRow]:
+        """The prepared clips with speech (not landmark-only), all or those of one split."""
+        return [row for row in self.ok(split) if row.has_speech]
 
     @property
     def subjects(self) -> list[str]:

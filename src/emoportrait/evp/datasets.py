@@ -35,10 +35,10 @@ def _emotion_index(name: str) -> int:
 
 
 class WindowDataset(Dataset):
-    """Every frame of every prepared clip of a split: ``{"x": (28, 12), "emotion": ()}``."""
+    """Every frame of every prepared clip with speech of a split: ``{"x": (28, 12), "emotion": ()}``."""
 
     def __init__(self, cache: FeatureCache, split: str) -> None:
-        rows = cache.ok(split)
+        rows = cache.speech(split)
         self.windows = [cache.clip(row.clip_id).mfcc_windows for row in rows]
         self.labels = [_emotion_index(row.emotion) for row in rows]
         self.index = [(c, t) for c, windows in enumerate(self.windows) for t in range(len(windows))]
@@ -139,7 +139,7 @@ def _partners(pairs: list[Pair], clips: dict) -> dict[int, list[int]]:
 
 
 class SequenceDataset(Dataset):
-    """Runs of ``length`` frames (half-overlapping) of one subject's clips in a split.
+    """Runs of ``length`` frames (half-overlapping) of one subject's clips with speech in a split.
 
     Items: ``{"x": (L, 28, 12), "target": (L, 16), "mask": (L,) bool}`` where ``target``
     is the frame's landmark PCA code minus the subject's identity code (EVP's
@@ -152,7 +152,7 @@ class SequenceDataset(Dataset):
                  clip_ids: Collection[str] | None = None) -> None:
         model = cache.subject(subject)
         self.runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for row in cache.ok(split):
+        for row in cache.speech(split):
             if row.subject != subject or (clip_ids is not None and row.clip_id not in clip_ids):
                 continue
             clip = cache.clip(row.clip_id)
@@ -160,7 +160,7 @@ class SequenceDataset(Dataset):
             for start in range(0, max(1, len(codes) - length // 2), max(1, length // 2)):
                 self.runs.append(_padded_run(clip.mfcc_windows, codes, clip.found, start, length))
         if not self.runs:
-            raise InputError(f"subject '{subject}' has no prepared {split} clips in '{cache.root}'")
+            raise InputError(f"subject '{subject}' has no prepared {split} clips with speech in '{cache.root}'")
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -195,10 +195,10 @@ def subject_sequences(cache: FeatureCache, val_split: str, subject: str, length:
     never chosen on the data it was trained on. A subject with one clip validates on it,
     with a warning.
     """
-    if val_split != "train" and any(row.subject == subject for row in cache.ok(val_split)):
+    if val_split != "train" and any(row.subject == subject for row in cache.speech(val_split)):
         return (SequenceDataset(cache, "train", subject, length),
                 SequenceDataset(cache, val_split, subject, length))
-    clips = [row.clip_id for row in cache.ok("train") if row.subject == subject]
+    clips = [row.clip_id for row in cache.speech("train") if row.subject == subject]
     if len(clips) < 2:
         logger.warning("subject %s has one training clip and none for validation: the best checkpoint "
                        "is chosen on the training clip", subject)

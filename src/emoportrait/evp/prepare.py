@@ -20,10 +20,13 @@ prepared clips; otherwise whole sentence ids are held out (the same id in every
 subject), so one sentence is never in two splits. A subject's models are fitted on
 its training clips, or on all its clips when the subject is held out whole.
 
-Frame maps: DTW aligns the two clips' MFCC steps (100 per second); frame ``i`` of
-clip A is read at the step nearest its centre, ``round((i + 0.5) * 100 / fps_a)``;
-the mean step of B matched to it (made non-decreasing) becomes B's frame
-``floor(step * fps_b / 100)``, since step ``k`` is centred at ``k / 100`` s.
+Clips are resampled to the model's frame rate (``PrepareConfig.fps``, 25 as in EVP:
+MEAD is filmed at 30). A clip whose video has no sound and no separate audio file is
+kept as *landmark-only*: it feeds its subject's PCA, rest identity and reference
+displacements, and no stage that needs speech.
+
+Pairs: DTW aligns the two clips' MFCC steps (100 per second); the step path is saved,
+and the datasets warp B onto A's timeline along it (:mod:`.datasets`).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class PrepareConfig:
     split_seed: int = 0                 # seeds which subjects / sentence ids are held out
     min_found_fraction: float = 0.5     # a clip fails if the face is detected in fewer of its frames
     max_length_mismatch_s: float = 0.5  # a clip fails if its audio and video lengths differ more (s)
+    fps: float = 25.0                   # model frame rate: clips are resampled to it (EVP: MEAD's 30 → 25)
 
     def __post_init__(self) -> None:
         if self.n_components < 1:
@@ -83,6 +87,8 @@ class PrepareConfig:
                              "(one subject each for train, val and test)")
         if not self.max_length_mismatch_s > 0:
             raise InputError(f"max_length_mismatch_s={self.max_length_mismatch_s} must be positive")
+        if not self.fps > 0:
+            raise InputError(f"fps={self.fps} must be positive")
 
 
 @dataclass
@@ -98,6 +104,8 @@ class DatasetSummary:
         subjects: Subjects with a model.
         subjects_without_neutral: Subjects whose identity had to come from emotional clips.
         n_pairs: Cross-reconstruction pairs (ordered: A->B and B->A both count).
+        n_landmark_only: Prepared clips without speech (videos without sound): they feed
+            the subject models (PCA, identity, reference displacements) only.
     """
 
     n_clips: int
@@ -108,6 +116,7 @@ class DatasetSummary:
     subjects: list[str]
     subjects_without_neutral: list[str]
     n_pairs: int
+    n_landmark_only: int = 0
 
 
 @dataclass
@@ -147,8 +156,10 @@ class PrepareSummary:
                     f"when all shards are done, merge with: emoportrait prepare DATA_ROOT --out {self.out}")
         data = self.dataset
         splits = ", ".join(f"{name} {data.split_counts.get(name, 0)}" for name in cache.SPLITS)
+        silent = (f"; {data.n_landmark_only} without sound, used for the landmark models only"
+                  if data.n_landmark_only else "")
         return (f"{text}; {data.n_ok} clips ready ({splits}; split by {data.split_mode}), "
-                f"{len(data.subjects)} subjects, {data.n_pairs} pairs in {self.out}")
+                f"{len(data.subjects)} subjects, {data.n_pairs} pairs in {self.out}{silent}")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -180,33 +191,54 @@ class ClipOutcome:
     details: str = ""
 
 
+def _has_speech(source: ClipSource, video: media.VideoInfo) -> bool:
+    """False for a clip whose only audio source is a video without sound (a landmark-only
+    clip); a separate audio file always counts as speech (and must then be usable)."""
+    return source.audio != source.video or video.has_audio
+
+
 def _features(source: ClipSource, config: PrepareConfig) -> ClipFeatures:
-    """Track, frontalise and describe one clip; InputError says why it is unusable."""
+    """Track, frontalise and describe one clip; InputError says why it is unusable.
+
+    The track is resampled to ``config.fps`` (:meth:`~emoportrait.face.FaceTrack.at_rate`)
+    and the speech is described on that timeline. A clip without speech keeps its
+    landmarks only (its MFCC, loudness and silence arrays are empty).
+    """
     info = media.probe(source.video)
     if info.fps is None:
         raise InputError(f"'{source.video}' is a still image; a clip must be a video")
-    audio_config = audio.AudioConfig(fps=info.fps)
-    samples = audio.load_audio(source.audio, audio_config)
-    audio.check_speech(samples, audio_config, name=str(source.audio))
+    speech = _has_speech(source, info)
+    audio_config = audio.AudioConfig(fps=config.fps)
+    if speech:
+        samples = audio.load_audio(source.audio, audio_config)
+        audio.check_speech(samples, audio_config, name=str(source.audio))
     track = track_frames(media.iter_frames(source.video), info.fps, TrackerConfig(),
                          name=str(source.video), total=info.n_frames)
-    n_frames = len(track)
     found = float(track.found.mean())
     if found < config.min_found_fraction:
-        raise InputError(f"the face is found in only {found:.0%} of the {n_frames} frames of "
+        raise InputError(f"the face is found in only {found:.0%} of the {len(track)} frames of "
                          f"'{source.video}'; at least {config.min_found_fraction:.0%} are needed")
-    audio_s, video_s = len(samples) / audio_config.sample_rate, n_frames / info.fps
-    if abs(audio_s - video_s) > config.max_length_mismatch_s:
-        raise InputError(f"the audio '{source.audio}' lasts {audio_s:.2f} s but the video "
-                         f"'{source.video}' {video_s:.2f} s; they must belong together")
+    video_s = len(track) / info.fps
+    track = track.at_rate(config.fps)
+    n_frames = len(track)
+    if speech:
+        audio_s = len(samples) / audio_config.sample_rate
+        if abs(audio_s - video_s) > config.max_length_mismatch_s:
+            raise InputError(f"the audio '{source.audio}' lasts {audio_s:.2f} s but the video "
+                             f"'{source.video}' {video_s:.2f} s; they must belong together")
+        described = dict(mfcc_windows=audio.mfcc_windows(samples, audio_config, n_frames=n_frames),
+                         mfcc=audio.mfcc(samples, audio_config),
+                         loudness=audio.frame_loudness(samples, audio_config, n_frames),
+                         silent=audio.silence_mask(samples, audio_config, n_frames))
+    else:
+        coefficients = audio_config.n_mfcc - audio_config.drop_c0
+        described = dict(mfcc_windows=np.zeros((0, audio_config.window_steps, coefficients), np.float32),
+                         mfcc=np.zeros((0, coefficients), np.float32),
+                         loudness=np.zeros(0, np.float32), silent=np.zeros(0, bool))
     result = tracking.analyse(track)
     return ClipFeatures(
         clip_id=source.clip_id, subject=source.subject, emotion=source.emotion,
-        level=source.level, sentence=source.sentence, fps=info.fps,
-        mfcc_windows=audio.mfcc_windows(samples, audio_config, n_frames=n_frames),
-        mfcc=audio.mfcc(samples, audio_config),
-        loudness=audio.frame_loudness(samples, audio_config, n_frames),
-        silent=audio.silence_mask(samples, audio_config, n_frames),
+        level=source.level, sentence=source.sentence, fps=config.fps, **described,
         landmarks=track.landmarks.astype(np.float32),
         canonical=result.canonical.astype(np.float32),
         rotation=result.pose.rotation.astype(np.float32),
@@ -216,11 +248,12 @@ def _features(source: ClipSource, config: PrepareConfig) -> ClipFeatures:
     )
 
 
-def _row(source: ClipSource, n_frames: int, fps: float, status: str) -> ManifestRow:
+def _row(source: ClipSource, n_frames: int, fps: float, status: str, speech: bool = True) -> ManifestRow:
+    """The clip's manifest row; a landmark-only clip (no ``speech``) has an empty ``audio``."""
     return ManifestRow(
         clip_id=source.clip_id, subject=source.subject, emotion=source.emotion,
         level=source.level, sentence=source.sentence, n_frames=n_frames, fps=fps, split="",
-        status=status, video=str(source.video), audio=str(source.audio),
+        status=status, video=str(source.video), audio=str(source.audio) if speech else "",
     )
 
 
@@ -234,10 +267,13 @@ def prepare_clip(source: ClipSource, out: Path, config: PrepareConfig = PrepareC
     path = cache.clip_path(out, source.clip_id)
     cached = cache.clip_frames(path, source.clip_id)
     if cached is not None:
-        return ClipOutcome(_row(source, *cached, cache.OK), True, 0.0)
+        n_frames, fps, speech = cached
+        return ClipOutcome(_row(source, n_frames, fps, cache.OK, speech), True, 0.0)
+    speech = True
     try:
         features = _features(source, config)
-        cache.save_clip(path, features, video=str(source.video), audio=str(source.audio))
+        speech = features.has_speech
+        cache.save_clip(path, features, video=str(source.video), audio=str(source.audio) if speech else "")
         status, details = cache.OK, ""
         n_frames, fps = features.n_frames, features.fps
     except InputError as exc:
@@ -245,7 +281,7 @@ def prepare_clip(source: ClipSource, out: Path, config: PrepareConfig = PrepareC
     except Exception as exc:  # a bug shows in the log and summary; it must not stop the run
         status = f"failed: {type(exc).__name__}: {_one_line(str(exc))}"
         details, n_frames, fps = traceback.format_exc(), 0, 0.0
-    return ClipOutcome(_row(source, n_frames, fps, status), False,
+    return ClipOutcome(_row(source, n_frames, fps, status, speech), False,
                        time.perf_counter() - started, details)
 
 
@@ -572,7 +608,8 @@ def _finish(out: Path, rows: list[ManifestRow], config: PrepareConfig, workers: 
     for row in rows:
         if row.ok:
             by_subject[row.subject].append(row)
-            groups[row.subject, row.sentence].append(row)
+            if row.has_speech:  # landmark-only clips feed the subject models, not the pairs
+                groups[row.subject, row.sentence].append(row)
     without_neutral = [subject for subject, subject_rows in sorted(by_subject.items())
                        if not _subject_products(out, subject, subject_rows, config)]
     pair_lists = _run(_pair_task, [(out, group) for _, group in sorted(groups.items())],
@@ -588,6 +625,7 @@ def _finish(out: Path, rows: list[ManifestRow], config: PrepareConfig, workers: 
         failures={row.clip_id: row.status.removeprefix("failed: ") for row in rows if not row.ok},
         split_mode=mode, split_counts=dict(split_counts), subjects=sorted(by_subject),
         subjects_without_neutral=without_neutral, n_pairs=len(pairs),
+        n_landmark_only=sum(row.ok and not row.has_speech for row in rows),
     )
     with media.atomic_output(out / cache.SUMMARY) as temp:
         temp.write_text(json.dumps(asdict(summary), indent=2) + "\n")

@@ -333,7 +333,7 @@ def train_stage(stage_name: str, cache_dir: Path, out: Path, engine: EngineConfi
         raise InputError(f"unknown stage '{stage_name}'; choose from {', '.join(STAGES)}")
     cache = FeatureCache(cache_dir)
     config = StageConfig(stage=stage_name, **settings)
-    val_split = "val" if cache.ok("val") else "train"
+    val_split = "val" if cache.speech("val") else "train"
     torch.manual_seed(engine.seed)  # the stage's initial weights: same seed, same run
     if stage_name == "content":
         stage, train, val = ContentStage(config), PairDataset(cache, "train"), PairDataset(cache, val_split)

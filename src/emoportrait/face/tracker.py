@@ -84,6 +84,19 @@ class FaceTrack:
     def __len__(self) -> int:
         return len(self.landmarks)
 
+    def at_rate(self, fps: float) -> FaceTrack:
+        """The track resampled to ``fps``: each new frame (centred at ``(k + 0.5) / fps`` s)
+        takes the frame nearest its time, as ffmpeg's ``-r`` does (frames are dropped or
+        repeated, never blended). A still image, or a track already at ``fps``, is returned
+        as is."""
+        if self.fps is None or abs(self.fps - fps) < 1e-6 * fps:
+            return self
+        count = max(1, round(len(self) * fps / self.fps))
+        index = np.clip(np.round((np.arange(count) + 0.5) * self.fps / fps - 0.5).astype(int), 0, len(self) - 1)
+        gaps = [(int(np.searchsorted(index, start)), int(np.searchsorted(index, end))) for start, end in self.long_gaps]
+        return FaceTrack(self.landmarks[index], self.found[index], self.interpolated[index],
+                         self.confidence[index], fps, self.size, [gap for gap in gaps if gap[1] > gap[0]])
+
 
 def _box_of(points: np.ndarray) -> np.ndarray:
     """``(N, 2+)`` points → ``(4,)`` box ``x0, y0, x1, y1``."""
