@@ -122,3 +122,16 @@ def test_smoothing_reduces_frame_to_frame_jitter(rolling_frames):
     smooth = face.track_frames(frames, FPS).landmarks
     jitter = lambda lm: np.abs(np.diff(lm[:, :, :2], axis=0)).mean()  # noqa: E731
     assert jitter(smooth) < 0.7 * jitter(raw)
+
+
+def test_a_track_resampled_from_30_to_25_fps_drops_every_sixth_frame():
+    n = 30
+    landmarks = np.repeat(np.arange(n, dtype=np.float32)[:, None, None], 478, axis=1).repeat(3, axis=2)
+    found = np.ones(n, bool)
+    track = face.FaceTrack(landmarks, found, ~found, found.astype(np.float32), 30.0, (64, 64), [(6, 12)])
+    resampled = track.at_rate(25.0)
+    assert len(resampled) == 25 and resampled.fps == 25.0
+    kept = resampled.landmarks[:, 0, 0].astype(int)
+    assert np.all(np.diff(kept) >= 1) and len(set(range(n)) - set(kept)) == 5   # 5 of 30 dropped
+    assert resampled.long_gaps == [(5, 10)]                                      # 6..12 at 30 fps
+    assert track.at_rate(30.0) is track
