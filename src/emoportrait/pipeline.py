@@ -7,7 +7,8 @@ The whole data flow of the design, composed from the stages:
    (:mod:`.tracking`, :mod:`.alignment`), its own expression taken off
    (:mod:`.neutralise`);
 3. driver → expression track ``(T, 478, 3)`` in the canonical frame (:mod:`.drivers`),
-   its lids following a target video's own, held off glasses' frames (:mod:`.face.glasses`);
+   its lids following a target video's own, held off glasses' frames (:mod:`.face.glasses`),
+   eased where it would fold the face mesh (:mod:`.unfold`);
 4. 3D-aware alignment → output landmarks ``(T, 478, 3)`` in pixels, with the
    target frame's own pose (:mod:`.geometry`);
 5. renderer → frames, muxed with the speech into the mp4 (:mod:`.render`, :mod:`.media`).
@@ -37,6 +38,7 @@ from .face.glasses import frame_weights, wears_glasses
 from .geometry import align_expression
 from .neutralise import neutralise
 from .render import Renderer, WarpRenderer
+from .unfold import unfold
 
 STILL_FPS = 25.0
 """Frame rate of a video made from a still portrait (EVP's rate)."""
@@ -189,6 +191,7 @@ def generate(
     if config.rigid_glasses and wears_glasses(frames[seen], track.landmarks[seen]):  # keep them straight
         expression = expression * (1.0 - frame_weights(identity))[None, :, None].astype(np.float32)
         notes.append("glasses: the skin under their frames follows the head only")
+    expression = unfold(identity, expression)  # no crease where a strong expression would fold the skin
     landmarks = align_expression(identity, expression, pose)
     lap("drive")
 

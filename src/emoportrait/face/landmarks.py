@@ -9,6 +9,7 @@ sets that ship with MediaPipe, so they stay consistent with its mesh.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
@@ -16,6 +17,25 @@ from mediapipe.python.solutions import face_mesh_connections as _mesh
 
 N_LANDMARKS = 478
 """Points per face: 468 mesh points + 5 per iris (``refine_landmarks=True``)."""
+
+
+def _mesh_triangles() -> np.ndarray:
+    """``(F, 3)`` triangles of MediaPipe's face-mesh tessellation: its 3-cliques, less the
+    rims of holes (a 3-clique whose three edges all border two other triangles; two, at
+    the nose wings, which drawn would fold over their neighbours). Eyes and mouth are open."""
+    edges = {tuple(sorted(edge)) for edge in _mesh.FACEMESH_TESSELATION}
+    neighbours: dict[int, set[int]] = {}
+    for a, b in edges:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    faces = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
+    uses = Counter(edge for a, b, c in faces for edge in ((a, b), (a, c), (b, c)))
+    faces = {(a, b, c) for a, b, c in faces if min(uses[(a, b)], uses[(a, c)], uses[(b, c)]) <= 2}
+    return np.array(sorted(faces), np.int64)
+
+
+MESH_TRIANGLES = _mesh_triangles()
+"""``(F, 3)`` triangles of the 468-point face mesh (see :func:`_mesh_triangles`)."""
 
 
 def _ordered_chains(edges: Iterable[tuple[int, int]]) -> list[list[int]]:

@@ -34,18 +34,16 @@ frame's own.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from matplotlib.path import Path
-from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
 from scipy.spatial import Delaunay
 from threadpoolctl import ThreadpoolController
 
-from ..face.landmarks import GROUPS
+from ..face.landmarks import GROUPS, MESH_TRIANGLES
 from .mouth import LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip
 from .mouth_bank import BankConfig, MouthBank
 
@@ -117,18 +115,9 @@ def _clipped_box(points: np.ndarray, pad: float, width: int, height: int) -> tup
 
 
 def _tessellation_faces() -> np.ndarray:
-    """``(F, 3)`` triangles of MediaPipe's face-mesh tessellation (its 3-cliques), with the
-    eyes filled by a fan of their contour; the mouth is left open."""
-    edges = {tuple(sorted(edge)) for edge in FACEMESH_TESSELATION}
-    neighbours: dict[int, set[int]] = {}
-    for a, b in edges:
-        neighbours.setdefault(a, set()).add(b)
-        neighbours.setdefault(b, set()).add(a)
-    faces = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
-    # A 3-clique whose three edges all border two other triangles is a hole's rim, not a face
-    # (two, at the nose wings); drawn, it would fold over its neighbours.
-    uses = Counter(edge for a, b, c in faces for edge in ((a, b), (a, c), (b, c)))
-    faces = {(a, b, c) for a, b, c in faces if min(uses[(a, b)], uses[(a, c)], uses[(b, c)]) <= 2}
+    """``(F, 3)`` triangles of the face mesh (:data:`~emoportrait.face.landmarks.MESH_TRIANGLES`)
+    with the eyes filled by a fan of their contour; the mouth is left open."""
+    faces = {tuple(face) for face in MESH_TRIANGLES}
     for eye in (GROUPS["right_eye"], GROUPS["left_eye"]):
         faces |= {(eye[0], eye[i], eye[i + 1]) for i in range(1, len(eye) - 1)}
     return np.array(sorted(faces), np.int64)
