@@ -142,3 +142,11 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == f"emoportrait: error: '{tmp_path / 'none.mp4'}' does not exist"
+
+
+def test_an_emotion_label_beside_a_reference_clip_is_refused(tmp_path, capsys):
+    for extra in (("--emotion", "sad"), ("--intensity", "0.5")):
+        code, _, err = _run(capsys, "generate", "--speech", "s.wav", "--target", "t.png", "-o",
+                            str(tmp_path / "out.mp4"), "--driver", "learned", "--weights", "run",
+                            "--emotion-audio", "ref.wav", *extra)
+        _assert_one_line_error(code, err, "--emotion-audio gives the emotion")

@@ -148,3 +148,16 @@ def test_audio2lm_refuses_a_subject_without_neutral_clips(trained, tmp_path, cap
     cache_files.save_subject(path, dataclasses.replace(cache_files.load_subject(path), has_neutral=False))
     assert _train("audio2lm", copy, tmp_path / "runs", ["--init", str(runs / "disentangle"), "--subject", "M001"]) == 2
     assert "has no neutral clips" in capsys.readouterr().err
+
+
+def test_the_learned_track_loses_its_jitter_but_keeps_the_syllables():
+    from emoportrait.drivers.learned import smooth_track
+
+    fps, rng = 25.0, np.random.default_rng(0)
+    t = np.arange(100) / fps
+    syllables = 0.1 * np.sin(2 * np.pi * 5.0 * t)[:, None, None] * np.ones((1, 4, 2))
+    jitter = 0.005 * rng.standard_normal((100, 4, 2))
+    smoothed = smooth_track(syllables)
+    assert np.abs(smoothed[10:-10]).max() > 0.075                     # 5 Hz keeps most of its amplitude
+    still = smooth_track(jitter)
+    assert still.std() < 0.75 * jitter.std()                          # frame jitter of a still face falls

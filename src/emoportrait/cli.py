@@ -112,6 +112,9 @@ def _driver(args: argparse.Namespace):
 
     if args.weights is None:
         raise InputError("--driver learned needs --weights RUN (an audio2lm run: emoportrait train audio2lm ...)")
+    if args.emotion_audio and (args.emotion != "neutral" or args.intensity is not None):
+        raise InputError("--emotion-audio gives the emotion, so --emotion and --intensity would be ignored: "
+                         "give one or the other")
     reference = load_audio(args.emotion_audio) if args.emotion_audio else None
     return LearnedDriver(args.weights, emotion_audio=reference)
 
@@ -139,6 +142,8 @@ def _run_generate(speech: Path, target: Path, output: Path, args: argparse.Names
     config = GenerateConfig(size=size, seed=args.seed, keep_expression=args.keep_expression)
     summary = generate(speech, emotion, target, output, driver=_driver(args), renderer=renderer,
                        config=config, progress=True)
+    if getattr(args, "emotion_audio", None):
+        summary.emotion = f"the emotion of '{args.emotion_audio.name}'"
     print(summary.describe())
 
 

@@ -14,7 +14,10 @@ per-emotion centroids of the emotion code. For each output frame:
    in silences of at least :data:`LONG_SILENCE_S` the lips are closed (as EVP
    does, for its 20 frames at 25 fps) and the emotion is kept;
 4. the displacement, decoded through the PCA basis, is the expression: the
-   change of the canonical landmarks' x and y (z is left at 0, the PCA is 2-D).
+   change of the canonical landmarks' x and y (z is left at 0, the PCA is 2-D),
+   smoothed over time (:func:`smooth_track`), as EVP filters its predicted landmarks
+   (with a One-Euro filter) before drawing them: a network's frame-to-frame jitter
+   would otherwise show as a trembling mouth.
 
 The expression is in canonical units (RMS radius 1 of the rigid points), so it
 transfers to any target face, not only the training subject's.
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.signal import savgol_filter
 
 from .. import audio
 from ..emotions import EMOTIONS, EmotionSpec
@@ -44,6 +48,18 @@ LONG_SILENCE_S = 0.8
 
 SILENCE_FADE_FRAMES = 2
 """Frames over which the lips close at the start of a long silence (and open at its end)."""
+
+SMOOTHING_FRAMES = 5
+"""Window of :func:`smooth_track` (Savitzky-Golay, quadratic). At 25 fps: a 3 Hz movement keeps
+97 % of its amplitude and a 5 Hz syllable rhythm 80 %; white frame jitter falls to 70 %."""
+
+
+def smooth_track(xy: np.ndarray) -> np.ndarray:
+    """``(T, N, 2)`` canonical landmark displacements smoothed over time (a zero-phase
+    Savitzky-Golay filter of :data:`SMOOTHING_FRAMES` frames); float32."""
+    if len(xy) < SMOOTHING_FRAMES:
+        return np.asarray(xy, np.float32)
+    return savgol_filter(xy, SMOOTHING_FRAMES, 2, axis=0).astype(np.float32)
 
 
 def _model_config(values: dict) -> EvpModelConfig:
@@ -146,7 +162,7 @@ class LearnedDriver:
         example = self.subject.example_code[None]
         displacement = self.network(example, content[None], emotion_codes[None])[0].cpu().numpy()
         components = self.subject.components.cpu().numpy()
-        xy = (displacement @ components).reshape(n_frames, -1, 2)
+        xy = smooth_track((displacement @ components).reshape(n_frames, -1, 2))
         expression = np.zeros((n_frames, identity.shape[0], 3), np.float32)
         expression[:, : xy.shape[1], :2] = xy
         self._close_lips(expression, identity, self._closing(speech, config, n_frames))
