@@ -4,7 +4,7 @@ Generates a video for each of MEAD's eight emotions from the bundled demo inputs
 (astronaut portrait, espeak-ng speech; procedural driver + warp renderer), runs
 ``analyze`` with the default FER (mini-Xception, FER2013), and prints the
 confusion of intended emotion vs. prediction, plus the analysis speed in frames
-per second (tracking, crops, FER, lip sync and sharpness included).
+per second (tracking, crops, FER, loudness following and sharpness included).
 
     .venv/bin/python benchmarks/analysis.py [--size 256] [--portrait face.png] [--report report_self/]
 """

@@ -84,6 +84,8 @@ class ActionUnitConfig:
     au5_upper_lid_raise: float = 0.06    # lift of the upper-lid centre (the lid gap is ~0.18)
     au6_cheek_raise: tuple[float, float, float] = (0.0, -0.06, -0.02)  # cheek up, a little forward
     au6_lower_lid_raise: float = 0.02    # extra lift of the lower-lid centre (the cheek pushes too)
+    au41_upper_lid_drop: float = 0.06    # drop of the upper-lid centre (MEAD sad, level 3: the lid gap
+                                         # narrows 0.105 on M030, 0.025 on W009)
     au7_lower_lid_raise: float = 0.07    # lift of the lower-lid centre (lid tightened)
     au7_upper_lid_lower: float = 0.02    # drop of the upper-lid centre
     au9_wing_raise: tuple[float, float, float] = (0.02, -0.10, -0.01)  # nose wing up, flared
@@ -353,6 +355,11 @@ def _au5(geometry: FaceGeometry, config: ActionUnitConfig, side: str) -> np.ndar
     return lid_field(geometry, side, "upper", config.au5_upper_lid_raise, config)
 
 
+def _au41(geometry: FaceGeometry, config: ActionUnitConfig, side: str) -> np.ndarray:
+    """Lid droop: the upper lid sags, narrowing the eye (sadness, fatigue)."""
+    return lid_field(geometry, side, "upper", -config.au41_upper_lid_drop, config)
+
+
 def _au6(geometry: FaceGeometry, config: ActionUnitConfig, side: str) -> np.ndarray:
     """Cheek raiser: the cheek lifts and bunches the lower lid up."""
     cheek = np.array(_CHEEK[side])
@@ -583,7 +590,7 @@ def _au26(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:
 
 _PER_SIDE: dict[str, Callable[[FaceGeometry, ActionUnitConfig, str], np.ndarray]] = {
     "AU1": _au1, "AU2": _au2, "AU4": _au4, "AU5": _au5, "AU6": _au6, "AU7": _au7,
-    "AU9": _au9, "AU12": _au12, "AU14": _au14, "AU15": _au15,
+    "AU9": _au9, "AU12": _au12, "AU14": _au14, "AU15": _au15, "AU41": _au41,
 }
 _WHOLE_MOUTH: dict[str, Callable[[FaceGeometry, ActionUnitConfig], np.ndarray]] = {
     "AU10": _au10, "AU16": _au16, "AU17": _au17, "AU18": _au18, "AU20": _au20, "AU23": _au23,

@@ -60,7 +60,8 @@ MOUTH_SOURCES = ("auto", "visemes", "spectral")
 # FACS prototypes: AU weights of each emotion at intensity 1 (after Ekman & Friesen's EMFACS).
 _PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.0, "AU10": 0.4, "AU12": 1.3, "AU25": 1.5},               # Duchenne smile, teeth showing
-    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.6},                  # oblique brows, corners down
+    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.6, "AU41": 1.0},     # oblique brows, drooping
+                                                                                 # lids, corners down
     "angry": {"AU4": 1.2, "AU5": 0.5, "AU7": 1.0, "AU10": 0.6, "AU23": 0.4, "AU25": 0.6},  # glare, bared teeth
     "fear": {"AU1": 1.2, "AU2": 0.7, "AU4": 0.4, "AU5": 1.2, "AU20": 1.2, "AU25": 0.6, "AU26": 0.3},
     "disgusted": {"AU9": 1.2, "AU10": 1.2, "AU4": 0.5, "AU6": 0.4, "AU7": 0.5, "AU15": 0.4, "AU17": 0.5},
