@@ -64,9 +64,10 @@ _PROTOTYPES: dict[str, dict[str, float]] = {
                                                                                  # lids, corners down
     "angry": {"AU4": 1.2, "AU5": 0.5, "AU7": 1.0, "AU10": 0.6, "AU23": 0.4, "AU25": 0.6},  # glare, bared teeth
     "fear": {"AU1": 1.2, "AU2": 0.7, "AU4": 0.4, "AU5": 1.2, "AU20": 1.2, "AU25": 0.6, "AU26": 0.3},
-    "disgusted": {"AU9": 1.2, "AU10": 1.2, "AU4": 0.5, "AU6": 0.4, "AU7": 0.5, "AU15": 0.4, "AU17": 0.5},
+    "disgusted": {"AU9": 0.6, "AU10": 1.2, "AU4": 0.5, "AU6": 0.4, "AU7": 0.5, "AU15": 0.4, "AU17": 0.5},
     "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.2, "AU25": 0.5, "AU26": 1.0},  # raised brows, dropped jaw
-    "contempt": {"AU12R": 0.8, "AU14R": 1.2},                                    # one-sided smirk
+    "contempt": {"AU12R": 0.8, "AU14R": 1.2, "AU1": 0.4, "AU2": 0.3},          # one-sided smirk, brows up
+                                                                                 # (both MEAD actors raise them)
 }
 
 
