@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .face.landmarks import MESH_TRIANGLES
+from .face.landmarks import MESH_TRIANGLES, signed_areas
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,6 @@ class UnfoldConfig:
     step: float = 0.8             # each round keeps this share of a folding corner's own move
     max_rounds: int = 24          # at most this many rounds (0.8^24: 0.5 % of the difference left)
     sliver_fraction: float = 0.1  # identity triangles under this share of the median area are not judged
-
-
-def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Twice the signed area of each triangle: ``(..., N, 2+)`` points, ``(F, 3)`` → ``(..., F)``."""
-    a, b, c = (points[..., triangles[:, k], :2] for k in range(3))
-    return ((b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1])
-            - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0]))
 
 
 def folding(identity: np.ndarray, expression: np.ndarray, config: UnfoldConfig = UnfoldConfig()

@@ -38,6 +38,13 @@ MESH_TRIANGLES = _mesh_triangles()
 """``(F, 3)`` triangles of the 468-point face mesh (see :func:`_mesh_triangles`)."""
 
 
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Twice the signed area of each triangle: ``(..., N, 2+)`` points, ``(F, 3)`` → ``(..., F)``."""
+    a, b, c = (points[..., triangles[:, k], :2] for k in range(3))
+    return ((b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1])
+            - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0]))
+
+
 def _ordered_chains(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
     """Split an edge set into connected chains, each ordered along its edges.
 

@@ -43,7 +43,7 @@ from matplotlib.path import Path
 from scipy.spatial import Delaunay
 from threadpoolctl import ThreadpoolController
 
-from ..face.landmarks import GROUPS, MESH_TRIANGLES
+from ..face.landmarks import GROUPS, MESH_TRIANGLES, signed_areas
 from .mouth import LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip
 from .mouth_bank import BankConfig, MouthBank
 
@@ -199,12 +199,6 @@ class _Layout:
     index: np.ndarray
 
 
-def _signed_areas(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """``(F,)`` twice the signed area of each triangle of ``faces`` over ``(N, 2)`` points."""
-    a, b, c = (points[faces[:, k]] for k in range(3))
-    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-
-
 def _layout(target: np.ndarray, ring: np.ndarray, shape: tuple[int, int], source: np.ndarray
             ) -> _Layout | None:
     """The :class:`_Layout` of ``(N_MESH, 2)`` target pixels inside the fixed ``(K, 2)``
@@ -224,8 +218,8 @@ def _layout(target: np.ndarray, ring: np.ndarray, shape: tuple[int, int], source
     inside = ((corners[..., 0].max(axis=1) >= x0) & (corners[..., 0].min(axis=1) < x1)
               & (corners[..., 1].max(axis=1) >= y0) & (corners[..., 1].min(axis=1) < y1))
     faces = faces[inside]
-    folded = np.sign(_signed_areas(points, faces)) != np.sign(
-        _signed_areas(np.concatenate([source, anchors]), faces))
+    folded = np.sign(signed_areas(points, faces)) != np.sign(
+        signed_areas(np.concatenate([source, anchors]), faces))
     faces = np.concatenate([faces[folded], faces[~folded]])
     index = _face_index(points, faces, np.array([x0, y0], np.float64), (y1 - y0, x1 - x0))
     return _Layout((x0, y0, x1, y1), points, faces, index)
