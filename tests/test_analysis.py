@@ -236,9 +236,10 @@ def test_sync_scores_find_the_offset():
 
     rng = np.random.default_rng(0)
     sound = rng.standard_normal((60, 8))
-    video = np.roll(sound, -3, axis=0)  # video window i matches audio window i + 3
-    scores = sync_scores(video[:50], sound[:50])
-    assert scores.offset_frames == 3 and scores.lse_c > 1.0
+    late = np.roll(sound, 3, axis=0)    # video window i shows audio window i - 3: the video lags
+    scores = sync_scores(late[:50], sound[:50])
+    assert scores.offset_frames == 3 and scores.lse_c > 1.0   # the public evaluator's sign
+    assert sync_scores(np.roll(sound, -2, axis=0)[:50], sound[:50]).offset_frames == -2
 
 
 def test_syncnet_hook_with_a_user_torchscript_model(tmp_path, generated_videos):
@@ -263,3 +264,33 @@ def test_syncnet_hook_with_a_user_torchscript_model(tmp_path, generated_videos):
     data = json.loads((report_dir / "results.json").read_text())
     assert set(data["videos"][0]["syncnet"]) == {"lse_d", "lse_c", "offset_frames"}
     assert "LSE-D" in data["dataset_metrics"] and "LSE-C/LSE-D" not in data["not_computed"]
+
+
+def test_syncnet_inputs_follow_the_public_evaluator(tmp_path):
+    import python_speech_features
+    import torch
+
+    from emoportrait.analysis.syncnet import SyncNetHook
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+        @torch.jit.export
+        def forward_lip(self, video):
+            return video[:, :, 0].mean(dim=(2, 3))           # (B, 3): channel means of the first crop
+
+        @torch.jit.export
+        def forward_aud(self, sound):
+            return sound[:, 0, :, 0]                          # (B, 13): the window's first MFCC step
+
+    path = tmp_path / "probe.pt"
+    torch.jit.save(torch.jit.script(Probe()), str(path))
+    crops = np.zeros((40, 224, 224, 3), np.uint8)
+    crops[..., 0], crops[..., 1], crops[..., 2] = 200, 100, 10  # RGB
+    speech = (0.1 * np.sin(2 * np.pi * 220 * np.arange(int(1.4 * 16000)) / 16000)).astype(np.float32)  # 35 frames
+    video, sound = SyncNetHook(path).embeddings(crops, speech, 25.0)
+    assert len(video) == len(sound) == 35 - 5                # min(frames, speech frames) - 5 windows
+    np.testing.assert_allclose(video[0], [10, 100, 200])      # BGR, 0-255
+    expected = python_speech_features.mfcc(speech.astype(np.float64) * 32768.0, 16000)
+    np.testing.assert_allclose(sound[1], expected[4], rtol=1e-4, atol=1e-3)   # window 1 starts at step 4
