@@ -201,22 +201,21 @@ def test_line_fit_learns_and_logs(tmp_path):
     assert read_run_config(tmp_path / "last") == {"lr": 0.05}
 
 
-def test_resume_after_an_epoch_matches_a_straight_run(tmp_path, straight, caplog):
+def test_resume_after_an_epoch_matches_a_straight_run(tmp_path, straight, capsys):
     fit(LineStage(), line_data(64), line_data(16, seed=1), tmp_path, settings(epochs=1))
     first = rows(tmp_path / "log.csv")
-    with caplog.at_level(logging.INFO, logger="emoportrait.training.engine"):
-        result = fit(LineStage(), line_data(64), line_data(16, seed=1), tmp_path, settings())
-    assert "after epoch 1: training epochs 2 to 3" in caplog.text
+    capsys.readouterr()
+    result = fit(LineStage(), line_data(64), line_data(16, seed=1), tmp_path, settings())
+    said = capsys.readouterr().out
+    assert "resuming" in said and "after epoch 1: training epochs 2 to 3" in said and "epoch 3/3: " in said
     log = rows(tmp_path / "log.csv")
     assert [row["epoch"] for row in log] == ["1", "2", "3"] and log[0] == first[0]
     assert [int(row["step"]) for row in rows(tmp_path / "steps.csv")] == list(range(1, 3 * STEPS_PER_EPOCH + 1))
     assert same(weights(tmp_path / "last"), weights(straight / "last"))
     assert [row["train_loss"] for row in log] == [row["train_loss"] for row in rows(straight / "log.csv")]
     assert result.epochs == 3
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="emoportrait.training.engine"):
-        fit(LineStage(), line_data(64), None, tmp_path, settings())
-    assert "already holds 3 epochs; nothing to train" in caplog.text
+    fit(LineStage(), line_data(64), None, tmp_path, settings())
+    assert "already holds 3 epochs; nothing to train" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("every", [None, 2])

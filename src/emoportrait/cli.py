@@ -216,6 +216,8 @@ def _cmd_train_stage(args: argparse.Namespace) -> None:
                 if value is not None}
     init = [Path(part) for part in args.init.split(",")] if args.init else []
     result = train_stage(args.stage, args.data, args.out, engine, settings, init)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the first process reports
+        return
     final = result.history[-1] if result.history else {}
     scores = ", ".join(f"{key} {value:.4g}" for key, value in final.items()
                        if key.startswith(("train_loss", "val_")) and isinstance(value, float))

@@ -26,6 +26,7 @@ code over the training windows (for ``--emotion LABEL`` at inference).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ from .cache import FeatureCache, SubjectModel
 from .datasets import PairDataset, WindowDataset, subject_sequences
 from .losses import LossWeights, classification_loss, content_loss, disentanglement_losses, landmark_loss
 from .models import Audio2Landmark, ContentEncoder, Disentangler, EmotionClassifier, EmotionEncoder, EvpModelConfig
+
+logger = logging.getLogger(__name__)
 
 STAGES = ("content", "emotion", "disentangle", "audio2lm")
 
@@ -341,6 +344,11 @@ def train_stage(stage_name: str, cache_dir: Path, out: Path, engine: EngineConfi
         stage, train, val = EmotionStage(config), WindowDataset(cache, "train"), WindowDataset(cache, val_split)
     elif stage_name == "disentangle":
         runs = {read_stage(run): run for run in init}
+        missing = [name for name in ("content", "emotion") if name not in runs]
+        if missing:
+            logger.warning("disentangle starts its %s encoder(s) from scratch; EVP starts from the pretrained "
+                           "ones: give --init runs/content,runs/emotion (emoportrait train content / "
+                           "train emotion)", " and ".join(missing))
         stage = DisentangleStage(config, runs.get("content"), runs.get("emotion"))
         train, val = PairDataset(cache, "train", four_clips=True), PairDataset(cache, val_split, four_clips=True)
     else:

@@ -705,10 +705,11 @@ def _resume(run: _Run) -> None:
         logger.warning("'%s' was saved mid-epoch with another batch size or process count; "
                        "epoch %d starts over", last, run.state.epoch + 1)
         run.state.batches_done, run.state.partial = 0, {}
-    logger.info("resuming '%s' after epoch %d: training epochs %d to %d%s", last, run.state.epoch,
-                run.state.epoch + 1, run.config.epochs,
-                f" (epoch {run.state.epoch + 1} from its step {run.state.batches_done + 1})"
-                if run.state.batches_done else "")
+    if run.world.is_main:  # said to the user, once: a resume must not look like a fresh start
+        tqdm.write(f"resuming '{last}' after epoch {run.state.epoch}: training epochs {run.state.epoch + 1} "
+                   f"to {run.config.epochs}"
+                   + (f" (epoch {run.state.epoch + 1} from its step {run.state.batches_done + 1})"
+                      if run.state.batches_done else ""))
 
 
 def _start(stage: Stage, train_set: Dataset, val_set: Dataset | None, out: Path, config: EngineConfig,
@@ -819,10 +820,15 @@ def _validate(run: _Run) -> Metrics:
     """
     for module in run.stage.modules().values():
         module.eval()
-    sampler = DistributedSampler(run.val_set, num_replicas=run.world.size, rank=run.world.rank, shuffle=False)
+    cap = run.config.max_steps_per_epoch
+    # A capped validation scores a sample of the whole set (the same one every epoch), not its first batches.
+    sampler = DistributedSampler(run.val_set, num_replicas=run.world.size, rank=run.world.rank,
+                                 shuffle=cap is not None, seed=run.config.seed)
     loader = _loader(run, run.val_set, run.config.val_batch_size or run.config.batch_size, sampler, False)
     means = _Means()
-    for batch in itertools.islice(loader, run.config.max_steps_per_epoch):
+    total = len(loader) if cap is None else min(cap, len(loader))
+    for batch in tqdm(itertools.islice(loader, cap), total=total, desc=f"{run.stage.name} validation",
+                      unit="step", leave=False, disable=not run.world.is_main):
         means.add(run.stage.validation_step(_to_device(batch, run.device)), _batch_size(batch))
     return means.reduced(run.world, run.device).means()
 
@@ -867,8 +873,8 @@ def _end_epoch(run: _Run, logs: _Logs, row: dict[str, Any]) -> None:
         _write_checkpoint(run.out / "best", run.stage, None)
     _save_last(run)
     logs.epoch(run.state.history, run.state.step)
-    logger.info("%s epoch %d/%d: %s", run.stage.name, epoch, run.config.epochs,
-                ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key != "epoch"))
+    tqdm.write(f"{run.stage.name} epoch {epoch}/{run.config.epochs}: "
+               + ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key != "epoch"))
 
 
 def _run_epoch(run: _Run, context: StepContext, logs: _Logs, epoch: int) -> None:
@@ -886,7 +892,8 @@ def _run_epoch(run: _Run, context: StepContext, logs: _Logs, epoch: int) -> None
 def _train(run: _Run) -> None:
     """Train the epochs after the saved one."""
     if run.state.epoch >= run.config.epochs:
-        logger.info("'%s' already holds %d epochs; nothing to train", run.out / "last", run.state.epoch)
+        if run.world.is_main:
+            tqdm.write(f"'{run.out / 'last'}' already holds {run.state.epoch} epochs; nothing to train")
         return
     replicas = {name: _replica(module, run.world, run.device) for name, module in run.stage.modules().items()}
     context = StepContext(replicas, run.optimizers, run.scaler, run.device, run.world.rank, run.world.size)
