@@ -113,6 +113,7 @@ def test_audio2lm_validates_on_clips_it_does_not_train_on(trained):
     ("wrong_weights", "the learned driver needs an audio2lm run"),
     ("unknown_subject", "subject 'X999' has no prepared clip"),
     ("no_cache", "is not a prepared EVP feature cache"),
+    ("raw_data", "holds raw clips, not prepared features; prepare them first"),
     ("no_weights", "--driver learned needs --weights"),
 ])
 def test_bad_input_is_one_line(trained, tmp_path, capsys, case, message):
@@ -127,6 +128,7 @@ def test_bad_input_is_one_line(trained, tmp_path, capsys, case, message):
         "unknown_subject": ["train", "audio2lm", "--data", str(cache), "--out", str(tmp_path / "r"), "--init",
                             str(runs / "disentangle"), "--subject", "X999"],
         "no_cache": ["train", "emotion", "--data", str(tmp_path), "--out", str(tmp_path / "r")],
+        "raw_data": ["train", "emotion", "--data", str(data), "--out", str(tmp_path / "r")],
         "no_weights": ["generate", "--driver", "learned", "--speech", speech, "--target", portrait,
                        "-o", str(tmp_path / "o.mp4")],
     }[case]

@@ -31,6 +31,7 @@ import numpy as np
 from .. import media
 from ..errors import InputError
 from ..face import N_LANDMARKS
+from .layout import MEAD_VIDEO_GLOB, PLAIN_MANIFEST
 
 CLIP_FORMAT = "emoportrait.evp.clip/1"
 SUBJECT_FORMAT = "emoportrait.evp.subject/1"
@@ -418,6 +419,9 @@ class FeatureCache:
             if list(self.root.glob("manifest.part*of*.csv")):
                 raise InputError(f"'{self.root}' holds prepared shards that are not merged yet; "
                                  f"to merge them, {_PREPARE_HINT.format(out=self.root)}")
+            if (self.root / PLAIN_MANIFEST).is_file() or next(self.root.glob(MEAD_VIDEO_GLOB), None):
+                raise InputError(f"'{self.root}' holds raw clips, not prepared features; prepare them first: "
+                                 f"emoportrait prepare {self.root} --out cache/, then train with --data cache/")
             raise InputError(f"'{self.root}' is not a prepared EVP feature cache (no {MANIFEST}); "
                              f"{_PREPARE_HINT.format(out=self.root)}")
         self.manifest: list[ManifestRow] = read_manifest(manifest)
