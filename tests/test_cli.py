@@ -150,3 +150,9 @@ def test_an_emotion_label_beside_a_reference_clip_is_refused(tmp_path, capsys):
                             str(tmp_path / "out.mp4"), "--driver", "learned", "--weights", "run",
                             "--emotion-audio", "ref.wav", *extra)
         _assert_one_line_error(code, err, "--emotion-audio gives the emotion")
+
+
+def test_checkpoint_every_reaches_the_training_engine(tmp_path, capsys):
+    code, _, err = _run(capsys, "train", "content", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                        "--checkpoint-every", "0")
+    _assert_one_line_error(code, err, "checkpoint_every_steps must be positive")

@@ -211,7 +211,8 @@ def _cmd_train_stage(args: argparse.Namespace) -> None:
     from .training import EngineConfig
 
     engine = EngineConfig(epochs=args.epochs, batch_size=args.batch, device=args.device, amp=args.amp,
-                          max_steps_per_epoch=args.max_steps, num_workers=args.workers)
+                          max_steps_per_epoch=args.max_steps, num_workers=args.workers,
+                          checkpoint_every_steps=args.checkpoint_every)
     settings = {name: value for name, value in (("lr", args.lr), ("subject", args.subject))
                 if value is not None}
     init = [Path(part) for part in args.init.split(",")] if args.init else []
@@ -237,6 +238,8 @@ def _add_train_stage(commands, stage: str, help_text: str, epochs: int, batch: i
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    parser.add_argument("--checkpoint-every", type=int, metavar="N",
+                        help="also save RUN/last every N steps (a kill then loses at most N steps, not an epoch)")
     parser.set_defaults(handler=_cmd_train_stage)
 
 
@@ -245,7 +248,8 @@ def _cmd_train_renderer(args: argparse.Namespace) -> None:
     from .training import EngineConfig
 
     engine = EngineConfig(epochs=args.epochs, batch_size=args.batch, device=args.device, amp=args.amp,
-                          max_steps_per_epoch=args.max_steps, num_workers=args.workers)
+                          max_steps_per_epoch=args.max_steps, num_workers=args.workers,
+                          checkpoint_every_steps=args.checkpoint_every)
     result = train_renderer(args.target, args.out, RendererConfig(size=args.size), engine, progress=True)
     print(f"renderer: {result.epochs} epoch(s); weights in {result.best or result.last}; samples in "
           f"{args.out / 'samples'}; use with: emoportrait generate ... --renderer neural "
@@ -423,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     renderer.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     renderer.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
     renderer.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    renderer.add_argument("--checkpoint-every", type=int, metavar="N",
+                          help="also save RUN/last every N steps (a kill then loses at most N steps, not an epoch)")
     renderer.set_defaults(handler=_cmd_train_renderer)
     _add_train_recognizer(train, "fer", ["dan", "fan"], ["rafdb", "affectnet8", "ckplus"],
                           "facial-expression recognizer (DAN or Emotion-FAN)")
