@@ -99,7 +99,18 @@ def dataset(tmp_path_factory) -> Path:
     blank = np.full((128, 128, 3), 90, np.uint8)
     media.write_video(mead_clip(root, "M003", "sad", "004"), [blank] * 30, 25.0,
                       speech("001", "neutral")[: int(1.2 * RATE)], RATE)
+    write_sentence_map(root / "sentence_map.csv", {(subject, sentence): {emotion: sentence for emotion in STYLE}
+                                                  for subject in ("M003", "W009") for sentence in SENTENCES})
     return root
+
+
+def write_sentence_map(path: Path, rows: dict[tuple[str, str], dict[str, str]]) -> None:
+    """A sentence map: (subject, sentence) -> {emotion: clip}."""
+    emotions = sorted({emotion for clips in rows.values() for emotion in clips})
+    lines = [",".join(["subject", "sentence", *emotions])]
+    lines += [",".join([subject, sentence, *(clips.get(e, "") for e in emotions)])
+              for (subject, sentence), clips in rows.items()]
+    path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +152,26 @@ def test_bad_roots_are_one_line_input_errors(tmp_path):
 
 
 # ---------------------------------------------------------------------- clips
+
+
+def test_mead_sentences_come_from_the_map_never_from_clip_numbers_unless_asked(dataset, tmp_path, caplog):
+    mapped = {clip.clip_id: clip.sentence for clip in discover(dataset)}
+    assert mapped["M003_happy_1_001"] == mapped["M003_sad_1_001"] == "001"
+    assert mapped["M003_neutral_1_003"] == "003-neutral"        # not in the map: a sentence of its own
+    tree = tmp_path / "tree"
+    shutil.copytree(dataset / "M003", tree / "M003")
+    with caplog.at_level("WARNING", logger="emoportrait.evp.layout"):
+        alone = {clip.clip_id: clip.sentence for clip in discover(tree)}
+    assert "no sentence_map.csv" in caplog.text and len(set(alone.values())) == len(alone)
+    assert discover(tree, sentences_by_number=True)[0].sentence == "001"
+    other = tmp_path / "other.csv"   # EVP's lists: another clip of disgusted says sentence 1
+    write_sentence_map(other, {("M003", "s1"): {"happy": "001", "sad": "002"}})
+    renumbered = {clip.clip_id: clip.sentence for clip in discover(tree, sentence_map=other)}
+    assert renumbered["M003_happy_1_001"] == renumbered["M003_sad_1_002"] == "s1"
+    assert renumbered["M003_sad_1_001"] == "001-sad"
+    (tmp_path / "bad.csv").write_text("subject,sentence,anger\nM003,s1,001\n")
+    with pytest.raises(InputError, match="unknown emotion column"):
+        discover(tree, sentence_map=tmp_path / "bad.csv")
 
 
 def test_clip_files_have_consistent_shapes(prepared):
@@ -347,7 +378,8 @@ def real_mead(tmp_path_factory) -> Path:
 
 
 def test_prepare_on_real_mead_resamples_to_25_fps_and_keeps_silent_clips_for_landmarks(real_mead, tmp_path):
-    summary = prepare(real_mead, tmp_path / "cache")
+    # Every shared clip is MEAD's sentence 001, the one sentence all emotions share: one split holds them all.
+    summary = prepare(real_mead, tmp_path / "cache", sentences_by_number=True)
     assert not summary.failures and summary.dataset.n_landmark_only == 15
     rows = {row.clip_id: row for row in ok_rows(tmp_path / "cache")}
     store = FeatureCache(tmp_path / "cache")

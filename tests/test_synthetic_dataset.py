@@ -44,7 +44,7 @@ def _median_pitch(samples: np.ndarray, rate: int) -> float:
 def test_the_mead_layout_has_every_clip_and_neutral_only_at_level_1(dataset):
     out, summary = dataset
     assert (summary.subjects, summary.clips, summary.skipped) == (2, 20, 0)
-    assert sorted(p.name for p in out.iterdir()) == ["M001", "README.txt", "W002", "sentences.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["M001", "README.txt", "W002", "sentence_map.csv", "sentences.csv"]
     for subject in SUBJECTS:
         assert (out / subject / "portrait.png").is_file()
         folders = {(p.parent.name, p.name) for p in (out / subject / "video" / "front").glob("*/*/")}

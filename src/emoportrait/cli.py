@@ -202,7 +202,8 @@ def _cmd_make_dataset(args: argparse.Namespace) -> None:
 def _cmd_prepare(args: argparse.Namespace) -> None:
     from .evp.prepare import parse_shard, prepare
 
-    summary = prepare(args.data_root, args.out, shard=parse_shard(args.shard), workers=args.workers, progress=True)
+    summary = prepare(args.data_root, args.out, shard=parse_shard(args.shard), workers=args.workers, progress=True,
+                      sentence_map=args.sentence_map, sentences_by_number=args.sentences_by_number)
     print(summary.describe())
 
 
@@ -378,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--out", type=Path, required=True, help="feature cache folder (resumed if it exists)")
     prepare.add_argument("--shard", default="0/1", help="i/n: prepare every n-th clip from i (job arrays)")
     prepare.add_argument("--workers", type=int, default=1, help="parallel processes")
+    prepare.add_argument("--sentence-map", type=Path, help="MEAD: CSV saying which clip of each emotion says "
+                         "each sentence (EVP's lists; default: DATA_ROOT/sentence_map.csv)")
+    prepare.add_argument("--sentences-by-number", action="store_true",
+                         help="MEAD: take equal clip numbers as the same sentence (not true of the real MEAD)")
     prepare.set_defaults(handler=_cmd_prepare)
 
     make_dataset = commands.add_parser(

@@ -9,11 +9,21 @@ with the emotion folders named as MEAD names them (``angry``, ``contempt``,
 ``disgusted``, ``fear``, ``happy``, ``neutral``, ``sad``, ``surprised``). Only the
 frontal camera is used.
 
-*Assumption:* the clip number (``001`` …) is taken as the sentence id, so clips of
-one subject with the same number are taken to say the same sentence. That holds for
-the synthetic dataset of ``emoportrait make-dataset``; in the real MEAD only some
-sentences are shared across emotions (each emotion also has sentences of its own),
-so there cross-emotion pairs of equal numbers are not always the same text.
+**Sentences.** In the real MEAD, a clip number is not a sentence: one subject's
+``angry/001`` and ``disgusted/001`` may say different things (EVP lists, per subject,
+which clip of each emotion says each shared sentence). So the sentence of a MEAD clip
+comes from a *sentence map*, a CSV in EVP's layout: columns ``subject,sentence`` and
+one column per emotion, each cell the clip that says that row's sentence in that
+emotion (empty where it does not)::
+
+    subject,sentence,angry,contempt,disgusted,fear,happy,neutral,sad,surprised
+    M003,s01,001,001,028,001,001,001,001,001
+
+It is read from ``<root>/sentence_map.csv`` (``make-dataset`` writes one) or passed in
+(``--sentence-map``). Clips the map does not list say a sentence of their own (they
+are never paired). Without a map, clips are paired by clip number only when asked
+(``--sentences-by-number``); otherwise every clip is its own sentence and a warning
+says how to pair them.
 
 **Plain layout**: a CSV file (``root`` itself, or ``root/dataset.csv``) with the
 columns ``video,audio,subject,emotion,level,sentence``; paths are relative to the
@@ -25,6 +35,7 @@ accepts the aliases of :func:`emoportrait.emotions.canonical_emotion`. A
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -35,6 +46,9 @@ from ..errors import InputError
 
 PLAIN_MANIFEST = "dataset.csv"
 """File name of the plain layout's CSV when ``root`` is a folder."""
+
+SENTENCE_MAP = "sentence_map.csv"
+"""File name of a MEAD root's sentence map (see the module docstring)."""
 
 PLAIN_COLUMNS = ("video", "audio", "subject", "emotion", "level", "sentence")
 """Columns the plain layout's CSV must have."""
@@ -47,6 +61,8 @@ MEAD_AUDIO_SUFFIX = ".m4a"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _LEVEL = re.compile(r"level_(\d+)")
+
+logger = logging.getLogger(__name__)
 
 EXPECTED_LAYOUTS = (
     "MEAD's <subject>/video/front/<emotion>/level_<n>/<clip>.mp4 (audio optional in "
@@ -100,7 +116,52 @@ def _absolute(path: Path) -> Path:
     return Path(os.path.abspath(path))
 
 
-def _discover_mead(root: Path) -> list[ClipSource]:
+def read_sentence_map(path: Path) -> dict[tuple[str, str, str], str]:
+    """``(subject, emotion, clip) -> sentence`` from a sentence map (see the module docstring).
+
+    Raises:
+        InputError: the file is missing, lacks ``subject`` or ``sentence``, names an
+            unknown emotion column, or gives one clip two sentences.
+    """
+    if not path.is_file():
+        raise InputError(f"sentence map '{path}' does not exist; give a CSV with columns "
+                         "subject,sentence and one column per emotion")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        if not {"subject", "sentence"} <= set(columns):
+            raise InputError(f"sentence map '{path}' needs the columns subject,sentence and one per emotion")
+        unknown = [column for column in columns if column not in ("subject", "sentence", *EMOTIONS)]
+        if unknown:
+            raise InputError(f"sentence map '{path}' has unknown emotion column(s) {', '.join(unknown)}; "
+                             f"use {', '.join(EMOTIONS)}")
+        sentences: dict[tuple[str, str, str], str] = {}
+        for row in reader:
+            where = f"'{path}' line {reader.line_num}"
+            subject = _checked_name((row["subject"] or "").strip(), "subject", where)
+            sentence = _checked_name((row["sentence"] or "").strip(), "sentence", where)
+            for emotion in (column for column in columns if column in EMOTIONS):
+                clip = (row[emotion] or "").strip()
+                if not clip:
+                    continue
+                key = (subject, emotion, clip)
+                if sentences.setdefault(key, sentence) != sentence:
+                    raise InputError(f"{where}: clip {emotion}/{clip} of {subject} is given two sentences "
+                                     f"({sentences[key]} and {sentence})")
+    return sentences
+
+
+def _mead_sentence(key: tuple[str, str, str], sentences: dict | None, by_number: bool) -> str:
+    """The sentence id of MEAD clip ``(subject, emotion, clip)``: by the map, by its number
+    when asked, else its own (``<clip>-<emotion>``, never paired)."""
+    if by_number:
+        return key[2]
+    if sentences is not None and key in sentences:
+        return sentences[key]
+    return f"{key[2]}-{key[1]}"
+
+
+def _discover_mead(root: Path, sentences: dict | None, by_number: bool) -> list[ClipSource]:
     """The clips of MEAD's folder layout under ``root`` (empty if there are none)."""
     clips = []
     for video in sorted(root.glob(MEAD_VIDEO_GLOB)):
@@ -115,15 +176,15 @@ def _discover_mead(root: Path) -> list[ClipSource]:
         if match is None:
             raise InputError(f"level folder '{level_dir}' must be named level_<n>, e.g. level_1")
         level = int(match.group(1))
-        sentence = _checked_name(video.stem, "clip name", str(level_dir))
+        number = _checked_name(video.stem, "clip name", str(level_dir))
         audio = (root / subject / "audio" / emotion_dir.name / level_dir.name
                  / f"{video.stem}{MEAD_AUDIO_SUFFIX}")
         clips.append(ClipSource(
-            clip_id=make_clip_id(subject, emotion_dir.name, level, sentence),
+            clip_id=make_clip_id(subject, emotion_dir.name, level, number),
             subject=subject,
             emotion=emotion_dir.name,
             level=level,
-            sentence=sentence,
+            sentence=_mead_sentence((subject, emotion_dir.name, number), sentences, by_number),
             video=_absolute(video),
             audio=_absolute(audio if audio.is_file() else video),
         ))
@@ -174,12 +235,16 @@ def _discover_plain(manifest: Path) -> list[ClipSource]:
     return clips
 
 
-def discover(root: str | Path) -> list[ClipSource]:
+def discover(root: str | Path, sentence_map: str | Path | None = None,
+             sentences_by_number: bool = False) -> list[ClipSource]:
     """Find the clips of a dataset in either layout.
 
     Args:
         root: The MEAD data root (a folder of subject folders), a plain-layout CSV
             file, or a folder holding ``dataset.csv``.
+        sentence_map: MEAD layout: the sentence map (default ``<root>/sentence_map.csv``
+            when it exists; see the module docstring).
+        sentences_by_number: MEAD layout: take clip numbers as sentence ids instead.
 
     Returns:
         The clips, sorted by ``clip_id``.
@@ -196,7 +261,14 @@ def discover(root: str | Path) -> list[ClipSource]:
     elif (root / PLAIN_MANIFEST).is_file():
         clips = _discover_plain(root / PLAIN_MANIFEST)
     else:
-        clips = _discover_mead(root)
+        if sentence_map is None and (root / SENTENCE_MAP).is_file():
+            sentence_map = root / SENTENCE_MAP
+        sentences = read_sentence_map(Path(sentence_map)) if sentence_map is not None else None
+        clips = _discover_mead(root, sentences, sentences_by_number)
+        if clips and sentences is None and not sentences_by_number:
+            logger.warning("'%s' has no %s: in MEAD a clip number is not a sentence, so no two clips are "
+                           "paired; give --sentence-map FILE (EVP's lists, see the README) or "
+                           "--sentences-by-number", root, SENTENCE_MAP)
     if not clips:
         raise InputError(f"no clips found in '{root}'; expected {EXPECTED_LAYOUTS}")
     clips.sort(key=lambda clip: clip.clip_id)

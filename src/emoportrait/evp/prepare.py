@@ -330,11 +330,15 @@ def prepare(
     shard: tuple[int, int] = (0, 1),
     workers: int = 1,
     progress: bool = False,
+    sentence_map: str | Path | None = None,
+    sentences_by_number: bool = False,
 ) -> PrepareSummary:
     """Prepare a dataset (or one shard of it) into the cache folder ``out``.
 
     Args:
         data_root: Dataset in a layout of :mod:`emoportrait.evp.layout`.
+        sentence_map, sentences_by_number: how MEAD clips are matched to sentences
+            (:func:`~emoportrait.evp.layout.discover`); the manifest records the result.
         out: Cache folder (created; an existing cache is resumed).
         config: Preparation settings; must match those an existing cache was made with.
         shard: ``(i, n)``: prepare the clips with index ``k % n == i``; with ``n > 1``
@@ -351,7 +355,7 @@ def prepare(
     index, count = _checked_shard(shard)
     if workers < 1:
         raise InputError(f"workers={workers} must be at least 1")
-    sources = discover(data_root)[index::count]
+    sources = discover(data_root, sentence_map, sentences_by_number)[index::count]
     out = Path(out)
     _claim(out, config)
     outcomes = _run(_prepare_task, [(source, out, config) for source in sources], workers,

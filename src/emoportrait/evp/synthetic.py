@@ -4,6 +4,7 @@
 
     OUT/README.txt                         what this is, and the settings used
     OUT/sentences.csv                      subject,clip,text: the sentence of every clip number
+    OUT/sentence_map.csv                   the same, as a sentence map for prepare (see .layout)
     OUT/<subject>/portrait.png             the subject's face (size x size RGB)
     OUT/<subject>/video/front/<emotion>/level_<n>/<clip>.mp4   H.264 + AAC, 25 fps
     OUT/<subject>/audio/<emotion>/level_<n>/<clip>.m4a         the same speech, AAC
@@ -13,8 +14,8 @@ alternate, by voice); emotions are MEAD's eight names; non-neutral emotions come
 at levels 1, 2, 3 (intensity 0.4, 0.7, 1.0), neutral only at level 1. Clips are
 numbered ``001 .. N`` and **the clip number is the sentence**: clip ``007`` of a
 subject is the same sentence in every emotion and level (and for every subject),
-as listed in ``sentences.csv``. The preparation of EVP's training pairs relies on
-this to pair clips of the same sentence across emotions.
+as listed in ``sentences.csv``. ``sentence_map.csv`` says so to ``prepare``, which
+pairs clips of the same sentence across emotions by it.
 
 How a clip is made:
 
@@ -58,6 +59,7 @@ from ..face import GROUPS, track_frames
 from ..pipeline import GenerateConfig, generate
 from ..render import WarpRenderer
 from ..render.warp import face_size
+from .layout import SENTENCE_MAP
 
 MEAD_EMOTIONS = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 """MEAD's eight emotion folder names, in MEAD's (alphabetical) order."""
@@ -424,6 +426,7 @@ Layout (MEAD's):
   <subject>/video/front/<emotion>/level_<n>/<clip>.mp4   H.264 video + AAC speech, 25 fps
   <subject>/audio/<emotion>/level_<n>/<clip>.m4a         the same speech
   sentences.csv                                          subject,clip,text
+  sentence_map.csv                                       the sentence of each clip, for prepare
 The clip number is the sentence: the same number is the same sentence in every emotion
 and level (and for every subject). Emotion intensity by level: {levels};
 neutral has level 1 only. Subjects M... speak with male, W... with female espeak-ng voices.
@@ -443,6 +446,17 @@ def _sentences_csv(config: SyntheticConfig) -> str:
     for index in range(config.subjects):
         for number in range(1, config.sentences + 1):
             writer.writerow([subject_name(index), f"{number:03d}", clip_text(number, config)])
+    return buffer.getvalue()
+
+
+def _sentence_map_csv(config: SyntheticConfig) -> str:
+    """Text of the sentence map (:mod:`.layout`): here clip ``k`` of every emotion says sentence ``k``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["subject", "sentence", *MEAD_EMOTIONS])
+    for index in range(config.subjects):
+        for number in range(1, config.sentences + 1):
+            writer.writerow([subject_name(index), f"{number:03d}", *[f"{number:03d}"] * len(MEAD_EMOTIONS)])
     return buffer.getvalue()
 
 
@@ -474,6 +488,7 @@ def make_dataset(out: Path, config: SyntheticConfig = SyntheticConfig(),
     out.mkdir(parents=True, exist_ok=True)
     _write_if_changed(out / "README.txt", _readme(config).encode())
     _write_if_changed(out / "sentences.csv", _sentences_csv(config).encode())
+    _write_if_changed(out / SENTENCE_MAP, _sentence_map_csv(config).encode())
     _write_portraits(out, config)
     clips = list(plan(config))
     todo = [clip for clip in clips if not (clip.video_path(out).exists() and clip.audio_path(out).exists())]
