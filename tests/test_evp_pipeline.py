@@ -163,3 +163,14 @@ def test_the_learned_track_loses_its_jitter_but_keeps_the_syllables():
     assert np.abs(smoothed[10:-10]).max() > 0.075                     # 5 Hz keeps most of its amplitude
     still = smooth_track(jitter)
     assert still.std() < 0.75 * jitter.std()                          # frame jitter of a still face falls
+
+
+def test_disentangle_without_pretrained_encoders_warns(trained, tmp_path, caplog, capsys, monkeypatch):
+    _, cache, runs = trained
+    with caplog.at_level("WARNING", logger="emoportrait.evp.stages"):
+        assert _train("disentangle", cache, tmp_path, ["--init", str(runs / "content")], epochs=1) == 0
+    assert "starts its emotion encoder(s) from scratch" in caplog.text
+    assert "disentangle: 1 epoch(s)" in capsys.readouterr().out
+    monkeypatch.setenv("RANK", "1")                       # another torchrun process: it trains, says nothing
+    assert _train("disentangle", cache, tmp_path / "other", [], epochs=1) == 0
+    assert "epoch(s)" not in capsys.readouterr().out
