@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +175,23 @@ def test_disentangle_without_pretrained_encoders_warns(trained, tmp_path, caplog
     monkeypatch.setenv("RANK", "1")                       # another torchrun process: it trains, says nothing
     assert _train("disentangle", cache, tmp_path / "other", [], epochs=1) == 0
     assert "epoch(s)" not in capsys.readouterr().out
+
+
+EVP_M030 = Path(__file__).resolve().parents[2] / "shared" / "media" / "mead" / "evp_M030"
+
+
+@pytest.mark.skipif(not EVP_M030.is_dir(), reason="EVP's released M030 features are not in ../shared/media")
+def test_the_mixture_rule_reproduces_evps_released_mixture_features():
+    import torch
+
+    from emoportrait.drivers.learned import mixed_code
+    from emoportrait.emotions import EMOTIONS, EmotionSpec
+
+    centroids = torch.stack([torch.from_numpy(np.load(EVP_M030 / f"{emotion}.npy")) for emotion in EMOTIONS])
+    # (file, what it holds): EVP's names are right for two files; the others hold surprised / neutral
+    mixtures = {"angry2_surprised8": {"angry": 0.2, "surprised": 0.8}, "happy4_neutral6": {"happy": 0.4, "neutral": 0.6},
+                "angry6_neutral4": {"angry": 0.6, "surprised": 0.4}, "happy6_sad4": {"happy": 0.6, "neutral": 0.4}}
+    for name, weights in mixtures.items():
+        expected = torch.from_numpy(np.load(EVP_M030 / f"{name}.npy"))
+        spec = EmotionSpec({k: v for k, v in weights.items() if k != "neutral"})
+        assert torch.allclose(mixed_code(centroids, spec), expected, atol=1e-4), name

@@ -62,6 +62,22 @@ def smooth_track(xy: np.ndarray) -> np.ndarray:
     return savgol_filter(xy, SMOOTHING_FRAMES, 2, axis=0).astype(np.float32)
 
 
+def mixed_code(centroids: torch.Tensor, emotion: EmotionSpec) -> torch.Tensor:
+    """The emotion code of a spec: ``neutral + Σ intensity × (centroid − neutral)``.
+
+    ``centroids`` is ``(8, 128)``, one code per emotion in :data:`~emoportrait.emotions.EMOTIONS`
+    order; returns ``(128,)``. For intensities summing to 1 this is the convex blend
+    ``Σ w c``, which is how EVP's released mixture features are made (its M030
+    ``angry4_neutral6.npy`` is exactly 0.4 angry + 0.6 *surprised*: six of its eight
+    mixture files name the second emotion wrongly; see ``tests/test_evp_pipeline.py``).
+    """
+    neutral = centroids[EMOTIONS.index("neutral")]
+    code = neutral.clone()
+    for name, intensity in emotion.weights.items():
+        code += intensity * (centroids[EMOTIONS.index(name)] - neutral)
+    return code
+
+
 def _model_config(values: dict) -> EvpModelConfig:
     return EvpModelConfig(**{key: _as_tuples(value) for key, value in values.items()})
 
@@ -113,11 +129,7 @@ class LearnedDriver:
         if missing:
             raise InputError(f"this audio2lm run never saw {', '.join(missing)} speech, so it has no emotion "
                              "code for it; use --emotion-audio with a reference clip instead")
-        neutral = centroids[EMOTIONS.index("neutral")]
-        code = neutral.clone()
-        for name, intensity in emotion.weights.items():
-            code += intensity * (centroids[EMOTIONS.index(name)] - neutral)
-        return code
+        return mixed_code(centroids, emotion)
 
     def _reference_codes(self, speech: np.ndarray, config: audio.AudioConfig, n_frames: int) -> torch.Tensor:
         """``(T, 128)`` emotion codes of the reference clip, DTW-aligned to the speech."""
