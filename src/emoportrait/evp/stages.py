@@ -62,6 +62,8 @@ class StageConfig:
         subject: the subject an audio2lm run is for.
         sequence_frames: frames per audio2lm training run (2 s at 25 fps).
         smooth_weight: weight of the audio2lm velocity term (measured: see the docs).
+        source: where the weights came from when they were imported, not trained
+            (``emoportrait import-weights evp``); empty for trained runs.
     """
 
     stage: str
@@ -73,6 +75,7 @@ class StageConfig:
     subject: str = ""
     sequence_frames: int = 50
     smooth_weight: float = 1.0
+    source: str = ""
 
 
 def checkpoint_dir(run: str | Path) -> Path:

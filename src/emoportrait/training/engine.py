@@ -380,19 +380,29 @@ def _replace_directory(directory: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _write_checkpoint(directory: Path, stage: Stage, training_state: dict[str, Any] | None) -> None:
-    """Write the stage's weights and config (and ``training_state``) as checkpoint ``directory``."""
-    modules, config = stage.modules(), stage.config()
+def write_checkpoint(directory: str | Path, modules: Mapping[str, nn.Module], config: Any, stage: str,
+                     training_state: dict[str, Any] | None = None) -> None:
+    """Write ``modules`` (one ``<name>.safetensors`` each, metadata ``stage``) and ``config``
+    (a config dataclass or a plain dict, as ``config.yaml``) as checkpoint ``directory``,
+    whole or not at all; with ``training_state`` also ``training.pt``."""
 
     def write(folder: Path) -> None:
         for name, module in modules.items():
             save_model(module, str(folder / f"{name}{WEIGHTS_SUFFIX}"),
-                       metadata={"format": "pt", "stage": stage.name}, force_contiguous=True)
-        save_config(config, folder / CONFIG_FILE)
+                       metadata={"format": "pt", "stage": stage}, force_contiguous=True)
+        if isinstance(config, dict):
+            (folder / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+        else:
+            save_config(config, folder / CONFIG_FILE)
         if training_state is not None:
             torch.save(training_state, folder / STATE_FILE)
 
-    _replace_directory(directory, write)
+    _replace_directory(Path(directory), write)
+
+
+def _write_checkpoint(directory: Path, stage: Stage, training_state: dict[str, Any] | None) -> None:
+    """Write the stage's weights and config (and ``training_state``) as checkpoint ``directory``."""
+    write_checkpoint(directory, stage.modules(), stage.config(), stage.name, training_state)
 
 
 def _stage_of(path: Path) -> str:
