@@ -1,0 +1,1 @@
+"""Importing the authors' released weights (EVP, DAN, Emotion-FAN, MicroExpSTCNN) as emoportrait runs."""
