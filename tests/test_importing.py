@@ -306,3 +306,20 @@ def test_evps_released_m030_files_import_and_drive(tmp_path):
     identity = np.zeros((478, 3), np.float32)
     expression = driver.drive(speech, EmotionSpec({"angry": 1.0}), identity, 25, 25.0)
     assert expression.shape == (25, 478, 3) and np.isfinite(expression).all()
+
+
+def test_import_weights_command_writes_a_run_once_and_says_how_to_use_it(tmp_path, capsys):
+    from emoportrait.cli import main
+
+    files = [str(path) for path in _evp_files(tmp_path, _evp_checkpoint())]
+    out = tmp_path / "run"
+    assert main(["import-weights", "evp", "--subject", "M030", *files, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "82 tensors and 8 emotion features" in printed and f"--weights {out}" in printed
+    assert main(["import-weights", "evp", "--subject", "M030", *files, "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    torch.save({"payload": _RunsCode(str(tmp_path / "ran"))}, files[0])
+    assert main(["import-weights", "evp", "--subject", "M030", *files, "--out", str(tmp_path / "other")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "refused unread" in error and not (tmp_path / "ran").exists()
+    assert not (tmp_path / "other").exists()

@@ -352,6 +352,32 @@ def _add_train_recognizer(commands, group: str, models: list[str], datasets: lis
     parser.set_defaults(handler=_cmd_train_recognizer, group=group)
 
 
+def _cmd_import_evp(args: argparse.Namespace) -> None:
+    from .importing.evp import import_evp
+
+    result = import_evp(args.files, args.out, args.subject)
+    print(f"evp: {result.tensors} tensors and {len(result.emotions)} emotion features "
+          f"({', '.join(result.emotions)}) of {args.subject} written to {result.out}")
+    for line in result.mixture_checks:
+        print(f"  mixture {line}")
+    print(f"use it: emoportrait generate --driver learned --weights {result.out} --speech S --target T -o out.mp4")
+
+
+def _add_import_weights(commands) -> None:
+    models = commands.add_parser(
+        "import-weights", help="turn authors' released weights into an emoportrait run (read safely)",
+        description="Convert weights released with the original papers into a run folder (safetensors + "
+                    "config.yaml). PyTorch files are read with weights_only=True: a file that needs more "
+                    "than tensors to load is refused unread.").add_subparsers(
+        dest="model", required=True, metavar="MODEL")
+    evp = models.add_parser("evp", help="EVP's released files of one subject → a learned-driver run")
+    evp.add_argument("files", type=Path, nargs="+", help="the checkpoint (M0xx_20.pth), M0xx_U_106.npy, "
+                     "M0xx_mean_106.npy and the emotion features (*.npy, or their folder), in any order")
+    evp.add_argument("--subject", required=True, help="the subject the files are of (e.g. M030)")
+    evp.add_argument("--out", type=Path, required=True, help="run folder to write (must not exist)")
+    evp.set_defaults(handler=_cmd_import_evp)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emoportrait",
@@ -438,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_recognizer(train, "fer", ["dan", "fan"], ["rafdb", "affectnet8", "ckplus"],
                           "facial-expression recognizer (DAN or Emotion-FAN)")
     _add_train_recognizer(train, "mer", ["stcnn"], ["smic"], "micro-expression recognizer (MicroExpSTCNN)")
+
+    _add_import_weights(commands)
 
     info = commands.add_parser("info", help="versions, processors, codecs and models available")
     info.set_defaults(handler=_cmd_info)

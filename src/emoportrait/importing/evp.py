@@ -44,6 +44,7 @@ from ..face import layout106
 from ..training import write_checkpoint
 from .keymap import KeyMap, Source, apply_key_map
 from .reading import read_torch_tensors
+from .runs import new_run_folder
 
 EVP_EMOTIONS = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 """EVP's class order (MEAD's, alphabetical)."""
@@ -210,8 +211,10 @@ def import_evp(paths: Sequence[str | Path], out: str | Path, subject: str) -> Ev
         subject: the subject's name (e.g. "M030"), stored in the run.
 
     Raises:
-        InputError: a file is missing, unreadable, unsafe, or not what EVP released.
+        InputError: a file is missing, unreadable, unsafe, or not what EVP released, or
+            ``out`` exists already.
     """
+    out = new_run_folder(out)
     files = sort_files(list(map(Path, paths)))
     config = EvpModelConfig()
     tensors = read_torch_tensors(files.checkpoint, "EVP checkpoint")
@@ -244,4 +247,4 @@ def import_evp(paths: Sequence[str | Path], out: str | Path, subject: str) -> Ev
               f"{len(files.features)} emotion features")
     settings = asdict(StageConfig(stage="audio2lm", model=config, subject=subject, source=source))
     write_checkpoint(out, {"disentangler": encoders, "audio2lm": network, "subject": buffers}, settings, "audio2lm")
-    return EvpImport(Path(out), len(tensors), tuple(files.features), tuple(checks))
+    return EvpImport(out, len(tensors), tuple(files.features), tuple(checks))
