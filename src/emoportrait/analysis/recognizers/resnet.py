@@ -12,11 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from ...errors import InputError
+from ...importing.reading import read_torch_tensors
 
 FEATURES = 512
 """Channels of the trunk's output map."""
@@ -84,32 +83,13 @@ class ResNet18(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file or of a torch state dict (``torch.load(weights_only=True)``)."""
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError) as exc:
-            raise InputError(f"backbone '{path}' is not a readable safetensors file ({exc})") from exc
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign, corrupt or unsafe pickles
-        raise InputError(f"backbone '{path}' is not a torch state dict loadable with weights_only=True "
-                         f"({type(exc).__name__}); give a .safetensors file or a plain state dict") from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]  # training checkpoints wrap the weights: {'state_dict': ..., 'epoch': ...}
-    if not isinstance(state, dict):
-        raise InputError(f"backbone '{path}' holds a {type(state).__name__}, not a state dict of tensors")
-    return {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
-
-
 def load_backbone(trunk: ResNet18, path: str | Path) -> None:
     """Copy ResNet-18 weights from a user file into ``trunk``.
 
-    Accepts a ``.safetensors`` file or anything else ``torch.load(weights_only=True)``
-    reads as a state dict, optionally wrapped as ``{'state_dict': ...}`` (as DAN's
-    ``resnet18_msceleb.pth`` is). Keys may carry DataParallel's ``module.`` prefix;
-    keys outside the trunk (``fc.*``) are ignored.
+    Accepts a ``.safetensors`` file or anything else
+    :func:`~emoportrait.importing.reading.read_torch_tensors` reads safely: a state dict,
+    optionally wrapped as ``{'state_dict': ...}`` (as DAN's ``resnet18_msceleb.pth`` is),
+    keys optionally prefixed ``module.``; keys outside the trunk (``fc.*``) are ignored.
 
     Raises:
         InputError: the file is missing or unreadable, lacks trunk weights, or has wrong shapes.
@@ -118,7 +98,7 @@ def load_backbone(trunk: ResNet18, path: str | Path) -> None:
     if not path.is_file():
         raise InputError(f"backbone file '{path}' does not exist; give ResNet-18 weights or leave --backbone out "
                          "to train from scratch")
-    tensors = {key.removeprefix("module."): value for key, value in _read_state_dict(path).items()}
+    tensors = read_torch_tensors(path, "backbone")
     expected = trunk.state_dict()
     # torch < 0.4 saved no batch-norm step counters; they only matter for momentum=None.
     tensors = {**{k: v for k, v in expected.items() if k.endswith("num_batches_tracked")}, **tensors}
