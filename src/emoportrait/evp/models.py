@@ -2,7 +2,7 @@
 
 The audio input of one video frame is an MFCC "image" of ``28 × 12``: 28 MFCC steps
 of 10 ms (0.28 s) by 12 cepstra (c1..c12, in the units of :func:`emoportrait.audio.mfcc`,
-a dB-scaled librosa MFCC), as cut by :func:`emoportrait.audio.mfcc_windows`. Tensors
+python_speech_features' natural-log MFCC, EVP's own), as cut by :func:`emoportrait.audio.mfcc_windows`. Tensors
 keep that layout, ``(B, 28, 12)``: time on the height axis, cepstra on the width axis.
 
 Cross-reconstructed disentanglement (paper Sec. 3.1), as in EVP's public code:
