@@ -59,14 +59,16 @@ def test_keras_weights_are_read_in_layer_order(tmp_path):
 
     path = tmp_path / "weights.h5"
     with h5py.File(path, "w") as handle:
+        handle.attrs["backend"] = b"theano"
         handle.attrs["layer_names"] = [b"conv3d_1", b"dense_1"]
         for layer, names in (("conv3d_1", ["kernel:0", "bias:0"]), ("dense_1", ["kernel:0"])):
             group = handle.create_group(layer)
             group.attrs["weight_names"] = [f"{layer}/{n}".encode() for n in names]
             for name in names:
                 group.create_dataset(f"{layer}/{name}", data=np.full(2, len(name), np.float32))
-    weights = read_keras_h5(path, "weights")
-    assert list(weights) == ["conv3d_1/kernel", "conv3d_1/bias", "dense_1/kernel"]
+    keras = read_keras_h5(path, "weights")
+    assert list(keras.weights) == ["conv3d_1/kernel", "conv3d_1/bias", "dense_1/kernel"]
+    assert keras.backend == "theano" and keras.keras_version == "" and keras.model_config is None
     (tmp_path / "text.h5").write_text("no")
     with pytest.raises(InputError, match="not an HDF5"):
         read_keras_h5(tmp_path / "text.h5", "weights")

@@ -363,6 +363,17 @@ def _cmd_import_evp(args: argparse.Namespace) -> None:
     print(f"use it: emoportrait generate --driver learned --weights {result.out} --speech S --target T -o out.mp4")
 
 
+def _cmd_import_recognizer(args: argparse.Namespace) -> None:
+    from .importing.recognizers import import_recognizer
+
+    result = import_recognizer(args.model, args.file, args.out, args.label_set, getattr(args, "pixel_mean", None))
+    config = result.config
+    print(f"{args.model}: {result.tensors} tensors, {config.label_set} labels ({', '.join(config.labels)}) "
+          f"written to {result.out}; {config.source}")
+    group = "mer" if args.model == "stcnn" else "fer"
+    print(f"use it: emoportrait analyze VIDEOS --{group} {result.out}")
+
+
 def _add_import_weights(commands) -> None:
     models = commands.add_parser(
         "import-weights", help="turn authors' released weights into an emoportrait run (read safely)",
@@ -376,6 +387,19 @@ def _add_import_weights(commands) -> None:
     evp.add_argument("--subject", required=True, help="the subject the files are of (e.g. M030)")
     evp.add_argument("--out", type=Path, required=True, help="run folder to write (must not exist)")
     evp.set_defaults(handler=_cmd_import_evp)
+    releases = {"dan": ("DAN (yaoing/DAN), e.g. rafdb_epoch21_acc0.897_bacc0.8532.pth", "rafdb or affectnet8"),
+                "fan": ("Emotion-FAN (Open-Debin/Emotion-FAN) trained with its authors' code on CK+", "ckplus"),
+                "stcnn": ("MicroExpSTCNN (Keras .h5/.hdf5, SMIC)", "smic")}
+    for model, (what, label_sets) in releases.items():
+        parser = models.add_parser(model, help=f"{what} → a recognizer checkpoint for analyze")
+        parser.add_argument("file", type=Path, help="the released weights file")
+        parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write (must not exist)")
+        parser.add_argument("--label-set", help=f"the labels it was trained on (default: from its class count: "
+                            f"{label_sets})")
+        if model == "stcnn":
+            parser.add_argument("--pixel-mean", type=float, help="mean gray level (0-1) of its training clips, "
+                                "which the release does not hold (default: 0.5, assumed)")
+        parser.set_defaults(handler=_cmd_import_recognizer)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,9 +14,10 @@ unwraps both.
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -93,11 +94,38 @@ def read_torch_tensors(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def read_keras_h5(path: str | Path, what: str) -> dict[str, np.ndarray]:
+class KerasWeights(NamedTuple):
+    """The weights of a Keras file and the backend that wrote them."""
+
+    weights: dict[str, np.ndarray]
+    """``{"<layer>/<weight>": array}``, e.g. ``"conv3d_1/kernel"``, in file order."""
+    backend: str
+    """"theano", "tensorflow", or "" when the file does not say. Theano convolves with
+    flipped kernels, so its conv kernels must be flipped to run as cross-correlations."""
+    keras_version: str
+    """The Keras version that wrote the file ("" when it does not say)."""
+    model_config: dict[str, Any] | None
+    """The architecture of a whole-model file (its ``model_config`` JSON); None in a
+    ``save_weights`` file."""
+
+
+def _text_attribute(attributes: Any, name: str) -> str:
+    value = attributes.get(name, "")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _model_config(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read_keras_h5(path: str | Path, what: str) -> KerasWeights:
     """The weights of a Keras ``.h5`` file (``save_weights`` or whole-model ``save``).
 
-    Returns ``{"<layer>/<weight>": array}``, e.g. ``"conv3d_1/kernel"``, in file order
-    (the ``:0`` suffix dropped). Whole-model files keep their weights under
+    Weight names lose their ``:0`` suffix. Whole-model files keep their weights under
     ``model_weights``; that group is used when present.
 
     Raises:
@@ -115,6 +143,9 @@ def read_keras_h5(path: str | Path, what: str) -> dict[str, np.ndarray]:
     weights: dict[str, np.ndarray] = {}
     with handle:
         root = handle["model_weights"] if "model_weights" in handle else handle
+        backend = _text_attribute(root.attrs, "backend") or _text_attribute(handle.attrs, "backend")
+        version = _text_attribute(root.attrs, "keras_version") or _text_attribute(handle.attrs, "keras_version")
+        model_config = _model_config(_text_attribute(handle.attrs, "model_config"))
         layers = [name.decode() if isinstance(name, bytes) else str(name)
                   for name in root.attrs.get("layer_names", list(root.keys()))]
         for layer in layers:
@@ -129,4 +160,4 @@ def read_keras_h5(path: str | Path, what: str) -> dict[str, np.ndarray]:
                 weights[f"{layer}/{name.split('/')[-1].removesuffix(':0')}"] = np.asarray(group[name])
     if not weights:
         raise InputError(f"{what} '{path}' holds no Keras weights")
-    return weights
+    return KerasWeights(weights, backend, version, model_config)

@@ -55,6 +55,9 @@ class CheckpointConfig:
         training: the training settings (TrainConfig and the recipe's optimizer numbers).
         epoch: epochs trained when saved.
         val_accuracy: validation accuracy after that epoch (None before any).
+        source: where imported weights came from (``emoportrait import-weights``);
+            empty for weights trained here.
+        published_accuracy: the accuracy the authors published for imported weights.
     """
 
     model: str
@@ -69,6 +72,8 @@ class CheckpointConfig:
     training: dict[str, Any] = field(default_factory=dict)
     epoch: int = 0
     val_accuracy: float | None = None
+    source: str = ""
+    published_accuracy: float | None = None
 
 
 def _not_a_checkpoint(path: Path, reason: str) -> InputError:
@@ -139,14 +144,18 @@ def load_recognizer(path: str | Path, device: str | None = None, clip_window: in
     directory = path.parent if path.name == MODEL_FILE else path
     target = torch.device(device) if device else default_device()
     model, config = read_checkpoint(directory, target)
-    accuracy = "n/a" if config.val_accuracy is None else f"{config.val_accuracy:.3f}"
+    if config.source:  # imported: the authors' numbers, not a training run's
+        trained = f"{config.source}; trained on {config.label_set}, backbone {config.backbone}"
+    else:
+        accuracy = "n/a" if config.val_accuracy is None else f"{config.val_accuracy:.3f}"
+        trained = (f"trained on {config.label_set}, epoch {config.epoch}, validation accuracy {accuracy}, "
+                   f"backbone {config.backbone}")
     info = RecognizerInfo(
         name=f"{config.model} ({config.label_set})",
         label_set=config.label_set,
         labels=tuple(config.labels),
         kind="frame" if config.model == "dan" else "clip",
-        source=(f"{directory} (trained on {config.label_set}, epoch {config.epoch}, validation accuracy "
-                f"{accuracy}, backbone {config.backbone})"),
+        source=f"{directory} ({trained})",
     )
     if isinstance(model, DAN):
         return DanRecognizer(model, info, config.input_size, target)
