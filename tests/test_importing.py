@@ -318,6 +318,7 @@ def test_import_weights_command_writes_a_run_once_and_says_how_to_use_it(tmp_pat
     assert main(["import-weights", "evp", "--subject", "M030", *files, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "82 tensors and 8 emotion features" in printed and f"--weights {out}" in printed
+    assert "72 of its 106 landmark points move the mesh" in printed
     assert main(["import-weights", "evp", "--subject", "M030", *files, "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     torch.save({"payload": _RunsCode(str(tmp_path / "ran"))}, files[0])

@@ -358,6 +358,7 @@ def _cmd_import_evp(args: argparse.Namespace) -> None:
     result = import_evp(args.files, args.out, args.subject)
     print(f"evp: {result.tensors} tensors and {len(result.emotions)} emotion features "
           f"({', '.join(result.emotions)}) of {args.subject} written to {result.out}")
+    print(f"  face: {result.face}")
     for line in result.mixture_checks:
         print(f"  mixture {line}")
     print(f"use it: emoportrait generate --driver learned --weights {result.out} --speech S --target T -o out.mp4")

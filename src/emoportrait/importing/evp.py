@@ -199,6 +199,8 @@ class EvpImport:
     tensors: int
     emotions: tuple[str, ...]
     mixture_checks: tuple[str, ...]
+    face: str
+    """Which of EVP's landmark points reach the toolkit's face mesh."""
 
 
 def import_evp(paths: Sequence[str | Path], out: str | Path, subject: str) -> EvpImport:
@@ -242,9 +244,11 @@ def import_evp(paths: Sequence[str | Path], out: str | Path, subject: str) -> Ev
         buffers.centroid_counts[index] = 1.0
     checks = check_mixtures(buffers.centroids, files.mixtures) if "neutral" in files.features else []
 
+    face = (f"{len(layout106.MESH_POINTS)} of its {layout106.N_POINTS} landmark points move the mesh; the odd "
+            "contour points, lower brow edges, nose wings, eye centres and pupils do not")
     source = (f"imported from EVP's released {subject} files: {files.checkpoint.name} ({len(tensors)} tensors; "
-              f"the MFCC decoder was not released and is zero), {files.basis.name}, {files.mean.name}, "
+              f"the MFCC decoder was not released and is zero), {files.basis.name}, {files.mean.name} ({face}), "
               f"{len(files.features)} emotion features")
     settings = asdict(StageConfig(stage="audio2lm", model=config, subject=subject, source=source))
     write_checkpoint(out, {"disentangler": encoders, "audio2lm": network, "subject": buffers}, settings, "audio2lm")
-    return EvpImport(out, len(tensors), tuple(files.features), tuple(checks))
+    return EvpImport(out, len(tensors), tuple(files.features), tuple(checks), face)
