@@ -24,7 +24,7 @@ FPS = 25.0
 SIDE = 96  # pixels of the test video; the renderer trains at 64 and renders back at 96
 TINY = RendererConfig(size=64, generator=GeneratorConfig(base_width=8, max_width=32, downsamplings=2,
                                                          residual_blocks=1),
-                      discriminator_width=8, discriminator_layers=2)
+                      discriminator_width=8, discriminator_layers=2, val_fraction=0.35)  # 21 held-out frames
 
 
 def swaying_astronaut(count: int) -> np.ndarray:
@@ -91,6 +91,40 @@ def test_generator_and_discriminators_shapes():
     assert len(scales) == 2 and all(layers[-1].shape[:2] == (2, 1) for layers in scales)
 
 
+def test_a_row_is_drawn_as_a_video_is_with_gradients_through_it():
+    torch.manual_seed(0)
+    generator = Generator(GeneratorConfig(history=2, base_width=4, max_width=8, downsamplings=1, residual_blocks=1))
+    edges, frames = torch.rand(1, 3, 2, 8, 8), torch.rand(1, 3, 3, 8, 8) * 2 - 1
+    masks = torch.zeros(1, 3, 1, 8, 8)
+    masks[..., 2:6, 2:6] = 1.0
+    seeds = (torch.rand(1, 2, 3, 8, 8) * 2 - 1).requires_grad_()
+    drawn, composited = generator.draw_in_a_row(edges, frames, masks, seeds)
+    history = [seeds[:, 0], seeds[:, 1]]
+    for step in range(3):  # as NeuralRenderer.render: each frame after the two composited ones before it
+        expected = generator(edges[:, step], torch.stack(history[-2:], dim=1))
+        assert torch.allclose(drawn[:, step], expected, atol=1e-6)
+        history.append(frames[:, step] + masks[:, step] * (expected - frames[:, step]))
+        assert torch.allclose(composited[:, step], history[-1], atol=1e-6)
+    assert torch.equal(composited[..., 0, 0], frames[..., 0, 0])  # outside the mask: the real frame
+    drawn[:, 2].sum().backward()  # the third frame saw only drawn frames, and through them the seeds
+    assert seeds.grad.abs().sum() > 0
+
+
+def test_training_windows_hold_the_history_and_the_frames_to_draw(subject_video):
+    from emoportrait.render.neural_training import load_subject, subject_config, window_length
+
+    config = TINY
+    video = load_subject(subject_video, config)
+    train, val = video.split(subject_config(config, video))
+    item = train[0]
+    assert window_length(config) == 5 and item["frames"].shape == (5, 3, 64, 64)
+    assert item["edges"].shape == (5, 2, 64, 64) and item["region"].shape == item["mask"].shape == (3, 1, 64, 64)
+    assert 0.0 < item["mask"].mean() < item["region"].mean() <= 1.0  # the mask ramps up inside the region
+    assert min(val.ends) - 4 >= video.held_out(config) > max(train.ends)
+    with pytest.raises(InputError, match="unroll must be at least 1"):
+        RendererConfig(unroll=0)
+
+
 def test_smoke_training_writes_a_run_whose_l1_falls(trained, subject_video):
     with (trained / "log.csv").open(newline="") as handle:
         epochs = list(csv.DictReader(handle))
@@ -98,6 +132,8 @@ def test_smoke_training_writes_a_run_whose_l1_falls(trained, subject_video):
     losses = [float(value) for row in epochs for key, value in row.items() if key.startswith(("train_", "val_"))]
     assert all(math.isfinite(value) for value in losses)
     assert float(epochs[1]["train_l1"]) < float(epochs[0]["train_l1"])
+    for row in epochs:  # the held-out frames drawn as one video, its first and last 10 frames compared
+        assert 5.0 < float(row["video_psnr_first"]) < 60.0 and 5.0 < float(row["video_psnr_last"]) < 60.0
     for folder in ("last", "best"):
         assert {"generator", "frame_discriminator", "temporal_discriminator"} <= {
             p.stem for p in (trained / folder).glob("*.safetensors")}

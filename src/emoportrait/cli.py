@@ -245,7 +245,7 @@ def _add_train_stage(commands, stage: str, help_text: str, epochs: int, batch: i
 
 
 def _cmd_train_renderer(args: argparse.Namespace) -> None:
-    from .render.neural_training import RendererConfig, train_renderer
+    from .render.neural_training import DRIFT_SPAN, DRIFT_TOLERANCE_DB, RendererConfig, train_renderer
     from .training import EngineConfig
 
     engine = EngineConfig(epochs=args.epochs, batch_size=args.batch, device=args.device, amp=args.amp,
@@ -255,6 +255,12 @@ def _cmd_train_renderer(args: argparse.Namespace) -> None:
     print(f"renderer: {result.epochs} epoch(s); weights in {result.best or result.last}; samples in "
           f"{args.out / 'samples'}; use with: emoportrait generate ... --renderer neural "
           f"--renderer-weights {args.out}")
+    scores = result.history[-1] if result.history else {}
+    if "video_psnr_first" in scores:
+        first, last = scores["video_psnr_first"], scores["video_psnr_last"]
+        drifts = "; it drifts over a video: train longer (--epochs)" if first - last > DRIFT_TOLERANCE_DB else ""
+        print(f"  held-out frames drawn as one video: face PSNR {first:.1f} dB over the first {DRIFT_SPAN} frames, "
+              f"{last:.1f} dB over the last {DRIFT_SPAN}{drifts}")
 
 
 def _recognizers(args: argparse.Namespace) -> list:

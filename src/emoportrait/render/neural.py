@@ -15,8 +15,11 @@ network trained briefly fed its own high-frequency artefacts back through the
 history and they grew from frame to frame: 16 held-out frames rendered in a row
 lost 0.7-0.85 dB PSNR per frame; with it, the composited face region lost nothing
 beyond what re-seeding every frame from the target frame gives, and the full frame
-0.35 dB per frame after 600 training steps, 0.15 dB after 1300
-(``benchmarks/neural_renderer.py``, 128², CPU).
+0.35 dB per frame after 600 training steps, 0.15 dB after 1300 (128², CPU, on a
+video that ``generate`` made). Trained in rows (:meth:`Generator.draw_in_a_row`,
+see :mod:`.neural_training`) on a real talking clip, 10 CPU minutes, a 2 s held-out
+video loses 1.3 dB of face PSNR from its first to its last 10 frames
+(``benchmarks/neural_renderer.py``).
 
 :class:`NeuralRenderer` implements the :class:`~emoportrait.render.Renderer`
 protocol with a trained run. Per call it
@@ -70,8 +73,8 @@ from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, face_region, resize, sca
 from .warp import face_size
 
 __all__ = ["COMPOSITE_FEATHER", "STAGE_NAME", "SUBJECT_CHECK_FRAMES", "SUBJECT_TOLERANCE", "TRAIN_HINT", "Generator",
-           "GeneratorConfig", "NeuralRenderer", "composite", "edges_to_tensor", "face_redraw_error", "frames_to_tensor",
-           "instance_norm", "renderer_checkpoint", "tensor_to_frames"]
+           "GeneratorConfig", "NeuralRenderer", "composite", "composite_mask", "edges_to_tensor",
+           "face_redraw_error", "frames_to_tensor", "instance_norm", "renderer_checkpoint", "tensor_to_frames"]
 
 STAGE_NAME = "renderer"
 """Name of the training stage (and of the runs) of the neural renderer."""
@@ -186,6 +189,33 @@ class Generator(nn.Module):
         return self.head(x)
 
 
+    def draw_in_a_row(self, edges: Tensor, frames: Tensor, masks: Tensor, seeds: Tensor) -> tuple[Tensor, Tensor]:
+        """Draw ``U`` consecutive frames as :class:`NeuralRenderer` draws a video: each from its edge
+        map and the ``K`` frames before it, those being the composited outputs once there are any.
+
+        One call, so that DDP sees one forward pass for the whole row (training unrolls it).
+
+        Args:
+            edges: ``(B, U, 2, H, W)`` edge maps in [0, 1] of the frames to draw.
+            frames: ``(B, U, 3, H, W)`` the frames themselves in [-1, 1]: their pixels are kept
+                where ``masks`` is 0.
+            masks: ``(B, U, 1, H, W)`` in [0, 1], the :func:`composite_mask` of each frame.
+            seeds: ``(B, K, 3, H, W)`` in [-1, 1], the history of the first frame (oldest first).
+
+        Returns:
+            ``(B, U, 3, H, W)`` the outputs and ``(B, U, 3, H, W)`` the outputs composited over
+            ``frames`` (the history the later frames saw), in [-1, 1]. Gradients flow through the
+            whole row, from each frame into the ones drawn after it.
+        """
+        history, outputs, composited = list(seeds.unbind(1)), [], []
+        for step in range(edges.shape[1]):
+            output = self(edges[:, step], torch.stack(history[-self.config.history:], dim=1))
+            outputs.append(output)
+            composited.append(frames[:, step] + masks[:, step] * (output - frames[:, step]))
+            history.append(composited[-1])
+        return torch.stack(outputs, dim=1), torch.stack(composited, dim=1)
+
+
 def frames_to_tensor(frames: np.ndarray) -> Tensor:
     """``(..., H, W, 3)`` uint8 RGB → ``(..., 3, H, W)`` float32 in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float().div(127.5).sub(1.0)
@@ -225,18 +255,25 @@ def face_redraw_error(generator: Generator, edges: Tensor, frames: Tensor, regio
     return (error * regions).flatten(1).sum(1) / regions.flatten(1).sum(1).clamp_min(1.0)
 
 
-def composite(generated: np.ndarray, frame: np.ndarray, landmark_sets: Sequence[np.ndarray],
-              config: EdgeConfig = EdgeConfig()) -> np.ndarray:
-    """``mask · generated + (1 − mask) · frame`` of two ``(H, W, 3)`` uint8 frames of one size.
+def composite_mask(landmark_sets: Sequence[np.ndarray], size: tuple[int, int],
+                   config: EdgeConfig = EdgeConfig()) -> np.ndarray:
+    """``(H, W)`` float32 in [0, 1]: where :func:`composite` keeps the generated face, at ``size`` (W, H).
 
-    The mask is the face region of the ``(478, 2+)`` landmark sets (pixels of the
-    frame): 0 outside it (those pixels are the frame's exactly), rising linearly with
-    the distance from its edge to 1 at :data:`COMPOSITE_FEATHER` face sizes inside.
+    0 outside the face region of the ``(478, 2+)`` landmark sets (pixels of ``size``),
+    rising linearly with the distance from its edge to 1 at :data:`COMPOSITE_FEATHER`
+    face sizes inside.
     """
-    size = (frame.shape[1], frame.shape[0])
     depth = cv2.distanceTransform(face_region(landmark_sets, size, config), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     ramp = max(COMPOSITE_FEATHER * face_size(landmark_sets[0]), 1.0)
-    mask = np.minimum(depth / ramp, 1.0)[..., None]
+    return np.minimum(depth / ramp, 1.0).astype(np.float32)
+
+
+def composite(generated: np.ndarray, frame: np.ndarray, landmark_sets: Sequence[np.ndarray],
+              config: EdgeConfig = EdgeConfig()) -> np.ndarray:
+    """``mask · generated + (1 − mask) · frame`` of two ``(H, W, 3)`` uint8 frames of one size, the
+    mask the :func:`composite_mask` of the ``(478, 2+)`` landmark sets (pixels of the frame): outside
+    the face region the pixels are the frame's exactly."""
+    mask = composite_mask(landmark_sets, (frame.shape[1], frame.shape[0]), config)[..., None]
     blended = frame.astype(np.float32) + mask * (generated.astype(np.float32) - frame)
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
 

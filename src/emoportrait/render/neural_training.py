@@ -1,30 +1,36 @@
 """Training of the neural renderer on one subject's video (``emoportrait train renderer``).
 
-The renderer learns self-reconstruction, as EVP's vid2vid stage does: frame ``t``
-of the target video is drawn from its own edge map and the ``K`` frames before it.
-Those are the real frames (teacher forcing) in some batches; in a share
-(:attr:`RendererConfig.generated_history`) of them they are all the generator's
-own renderings of frames ``t − K … t − 1`` (each drawn from the real frames before
-it), as at inference, where every frame follows generated ones, so the network
-learns to correct its own errors rather than copy them (the history low-pass of
-:class:`~emoportrait.render.neural.Generator` is what stops them from growing;
+The renderer learns self-reconstruction, as EVP's vid2vid stage does: frames of
+the target video are drawn from their own edge maps and the ``K`` frames before
+them. A training window is ``K`` real frames followed by ``U``
+(:attr:`RendererConfig.unroll`, 3: more than ``K`` = 2) frames that the generator draws in
+a row, exactly as a video is drawn at inference
+(:meth:`~emoportrait.render.neural.Generator.draw_in_a_row`): each after the ones
+it drew before, composited over the real frame outside the face as
+:class:`~emoportrait.render.neural.NeuralRenderer` composites them, so that from
+the ``K + 1``-th frame on its history holds only its own faces. The losses of all
+``U`` frames backpropagate through the whole row (truncated backpropagation through
+time), so the network learns to draw frames that stay good as the history of the
+next ones, rather than copy its own errors forward (vid2vid's recurrent training;
+the history low-pass of :class:`~emoportrait.render.neural.Generator` helps too,
 see :mod:`.neural`).
 
 Data (:func:`load_subject`): the video is decoded as a stream and each frame
 resized to the trained size (height ``size``, width from the video's aspect, both
 multiples of ``2 ** downsamplings``); one face is tracked through it
 (:func:`~emoportrait.face.track_frames`), and each frame's edge map and face region
-are drawn. The last 10 % of the frames (at least ``2K + 1``) are held out for
-validation; a training item is a window of ``2K + 1`` consecutive frames with a
-tracked face (``K`` to draw generated history frames from, ``K`` of history, the
-frame). Memory: about 6 bytes per pixel per frame (frame, edge map, face region),
-0.4 MB per frame at 256².
+are drawn. The last 10 % of the frames (at least ``K + U``) are held out for
+validation; a training item is a window of ``K + U`` consecutive frames with a
+tracked face (``K`` of real history, ``U`` to draw). Memory: about 7 bytes per
+pixel per frame (frame, edge map, face region, composite mask), 0.5 MB per frame at
+256².
 
 Losses (pix2pixHD / vid2vid, least-squares GAN as in both; weights in :class:`RendererConfig`):
 
 - frame discriminator: a PatchGAN at full and half size on (edge map, frame) pairs;
-- temporal discriminator: a PatchGAN on the ``K + 1`` last frames stacked as
-  channels (real: the video's; fake: the history the generator saw + its frame);
+- temporal discriminator: a PatchGAN on ``K + 1`` consecutive frames stacked as
+  channels (real: the video's; fake: the composited row ending at each drawn frame,
+  the last one all drawn by the generator);
 - feature matching: L1 between the discriminators' intermediate features of the
   generated and the real frames (both discriminators);
 - L1 reconstruction, with the face region counting ``1 + face_l1_boost``, and L1
@@ -37,9 +43,13 @@ toward sharp detail that a plain L1 loss averages away).
 
 The run (see :mod:`emoportrait.training.engine`) saves ``generator``,
 ``frame_discriminator`` and ``temporal_discriminator``; ``best`` is the epoch of
-the lowest validation L1 (teacher-forced, intensities in [0, 1]); every epoch
-writes ``OUT/samples/epoch_<n>.png``: rows of (edge map | generated | real) of
-held-out frames.
+the lowest validation L1 (of held-out windows drawn as in training, intensities in
+[0, 1]); every epoch writes ``OUT/samples/epoch_<n>.png``: rows of (edge map |
+generated | real) of held-out frames, and draws the held-out frames as one video
+(up to :data:`DRIFT_CHECK_FRAMES`, seeded with the first as at inference): the
+face-region PSNR of its first and its last :data:`DRIFT_SPAN` frames go into the
+epoch's log row (``video_psnr_first``, ``video_psnr_last``), so a renderer that
+drifts over a video says so.
 """
 
 from __future__ import annotations
@@ -62,15 +72,24 @@ from ..errors import InputError
 from ..face import TrackerConfig, track_frames
 from ..training import EngineConfig, FitResult, Monitor, Stage, StepContext, fit
 from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, edge_preview, face_region, resize
-from .neural import (STAGE_NAME, Generator, GeneratorConfig, edges_to_tensor, face_redraw_error, frames_to_tensor,
-                     instance_norm, tensor_to_frames)
+from .neural import (STAGE_NAME, Generator, GeneratorConfig, composite_mask, edges_to_tensor, face_redraw_error,
+                     frames_to_tensor, instance_norm, tensor_to_frames)
 
-__all__ = ["MIN_FRAMES", "MultiscaleDiscriminator", "RendererConfig", "RendererStage", "RendererWindows",
-           "SubjectVideo", "load_subject", "sample_batch", "subject_config",
-           "train_renderer", "window_length"]
+__all__ = ["DRIFT_CHECK_FRAMES", "DRIFT_SPAN", "DRIFT_TOLERANCE_DB", "MIN_FRAMES", "MultiscaleDiscriminator",
+           "RendererConfig", "RendererStage", "RendererWindows", "SubjectVideo", "held_out_video", "load_subject",
+           "region_psnr", "sample_batch", "subject_config", "train_renderer", "video_drift", "window_length"]
 
 MIN_FRAMES = 50
 """Frames a subject's video needs at least (2 s at 25 fps)."""
+
+DRIFT_CHECK_FRAMES = 50
+"""Held-out frames (2 s at 25 fps) drawn as one video after each epoch, at most."""
+
+DRIFT_SPAN = 10
+"""Frames at the start and at the end of that video whose face PSNR is compared."""
+
+DRIFT_TOLERANCE_DB = 1.0
+"""The face PSNR of the last frames may be this much below the first frames' before a run is said to drift."""
 
 _SAMPLE_ROWS = 3  # held-out windows shown in each epoch's sample grid
 
@@ -98,7 +117,8 @@ class RendererConfig:
     gradient_weight: float = 10.0           # L1 of the image gradients
     feature_matching_weight: float = 10.0   # discriminator feature matching (pix2pixHD's 10)
     temporal_weight: float = 1.0            # temporal GAN loss of the generator
-    generated_history: float = 0.5          # share of batches whose K history frames are generated
+    unroll: int = 3                         # U: frames drawn in a row per window after K real ones (1: none
+                                            # drawn after another, teacher forcing)
     val_fraction: float = 0.1               # share of the frames (the last ones) held out for validation
     max_frames: int = 7500                  # frames of the video used at most (5 min at 25 fps)
     subject: str = ""                       # the subject's video (set by subject_config)
@@ -111,8 +131,9 @@ class RendererConfig:
         if self.size < multiple or self.size % multiple:
             raise InputError(f"renderer size {self.size} must be a positive multiple of {multiple} "
                              f"(2 ** downsamplings); try {max(multiple, round(self.size / multiple) * multiple)}")
-        if not 0.0 <= self.generated_history <= 1.0 or not 0.0 < self.val_fraction < 1.0:
-            raise InputError("renderer settings generated_history must be in [0, 1] and val_fraction in (0, 1)")
+        if self.unroll < 1 or not 0.0 < self.val_fraction < 1.0:
+            raise InputError(f"renderer settings unroll must be at least 1 (got {self.unroll}) and val_fraction "
+                             f"in (0, 1) (got {self.val_fraction})")
 
     def frame_size(self, width: int, height: int) -> tuple[int, int]:
         """Trained ``(W, H)`` for a ``width`` × ``height`` video: height ``size``, the aspect kept
@@ -134,6 +155,8 @@ class SubjectVideo:
         landmarks: ``(T, 478, 3)`` float32 tracked landmark pixels.
         edges: ``(T, H, W, 2)`` uint8 edge maps (:func:`~emoportrait.render.edges.edge_map`).
         regions: ``(T, H, W)`` uint8 face regions (255 inside).
+        masks: ``(T, H, W)`` uint8 composite masks
+            (:func:`~emoportrait.render.neural.composite_mask`, 255 for 1).
         usable: ``(T,)`` bool, the face was tracked (or interpolated) in the frame.
     """
 
@@ -142,20 +165,21 @@ class SubjectVideo:
     landmarks: np.ndarray
     edges: np.ndarray
     regions: np.ndarray
+    masks: np.ndarray
     usable: np.ndarray
 
-    def held_out(self, history: int, val_fraction: float) -> int:
+    def held_out(self, config: RendererConfig) -> int:
         """The first held-out frame: the last ``val_fraction`` of the frames, at least one window."""
-        return len(self.frames) - max(math.ceil(val_fraction * len(self.frames)), window_length(history))
+        return len(self.frames) - max(math.ceil(config.val_fraction * len(self.frames)), window_length(config))
 
-    def split(self, history: int, val_fraction: float) -> tuple[RendererWindows, RendererWindows]:
+    def split(self, config: RendererConfig) -> tuple[RendererWindows, RendererWindows]:
         """Training and validation windows, the latter of the :meth:`held_out` frames; windows
         with an untracked frame are skipped.
 
         Raises:
             InputError: either part has no window (too few frames with a tracked face).
         """
-        start, length = self.held_out(history, val_fraction), window_length(history)
+        start, length = self.held_out(config), window_length(config)
         ends = [t for t in range(length - 1, len(self.frames)) if self.usable[t - length + 1:t + 1].all()]
         train = [t for t in ends if t < start]
         val = [t for t in ends if t - length + 1 >= start]
@@ -163,33 +187,40 @@ class SubjectVideo:
             raise InputError(f"'{self.path}' has too few consecutive frames with a tracked face to train on "
                              f"({len(train)} training and {len(val)} held-out windows of {length}); "
                              "give a video where the face stays in view")
-        return RendererWindows(self, train, history), RendererWindows(self, val, history)
+        history, unroll = config.generator.history, config.unroll
+        return RendererWindows(self, train, history, unroll), RendererWindows(self, val, history, unroll)
 
 
-def window_length(history: int) -> int:
-    """Frames of a training window: ``K`` to draw generated history from, ``K`` of history, the frame."""
-    return 2 * history + 1
+def window_length(config: RendererConfig) -> int:
+    """Frames of a training window: ``K`` of real history, then ``U`` to draw."""
+    return config.generator.history + config.unroll
 
 
 class RendererWindows(Dataset):
-    """Windows of ``2K + 1`` consecutive frames of a :class:`SubjectVideo`, one per end frame.
+    """Windows of ``K + U`` consecutive frames of a :class:`SubjectVideo`, one per end frame.
 
-    An item is a dict: ``frames`` ``(2K + 1, 3, H, W)`` in [-1, 1] and ``edges``
-    ``(2K + 1, 2, H, W)`` in [0, 1] (oldest first; the last is the frame to draw),
-    and ``region`` ``(1, H, W)`` in [0, 1], the face region of the last frame.
+    An item is a dict (oldest frame first): ``frames`` ``(K + U, 3, H, W)`` in [-1, 1]
+    and ``edges`` ``(K + U, 2, H, W)`` in [0, 1] of the whole window, and ``region``
+    and ``mask`` ``(U, 1, H, W)`` in [0, 1], the face regions and composite masks of
+    the ``U`` frames to draw.
     """
 
-    def __init__(self, video: SubjectVideo, ends: list[int], history: int) -> None:
-        self.video, self.ends, self.history = video, ends, history
+    def __init__(self, video: SubjectVideo, ends: list[int], history: int, unroll: int) -> None:
+        self.video, self.ends, self.history, self.unroll = video, ends, history, unroll
 
     def __len__(self) -> int:
         return len(self.ends)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         end = self.ends[index]
-        span = slice(end - window_length(self.history) + 1, end + 1)
+        span, drawn = slice(end - self.history - self.unroll + 1, end + 1), slice(end - self.unroll + 1, end + 1)
         return {"frames": frames_to_tensor(self.video.frames[span]), "edges": edges_to_tensor(self.video.edges[span]),
-                "region": torch.from_numpy(self.video.regions[end]).float().div(255.0)[None]}
+                "region": _unit(self.video.regions[drawn]), "mask": _unit(self.video.masks[drawn])}
+
+
+def _unit(masks: np.ndarray) -> Tensor:
+    """``(..., H, W)`` uint8 masks (255 for 1) → ``(..., 1, H, W)`` float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(masks)).float().div(255.0).unsqueeze(-3)
 
 
 def load_subject(path: str | Path, config: RendererConfig, progress: bool = False) -> SubjectVideo:
@@ -209,7 +240,9 @@ def load_subject(path: str | Path, config: RendererConfig, progress: bool = Fals
     track = track_frames(frames, info.fps, TrackerConfig(), name=str(path), total=len(frames), progress=progress)
     edges = np.stack([edge_map(points, frame, size, config.edges) for points, frame in zip(track.landmarks, frames)])
     regions = np.stack([face_region([points], size, config.edges) for points in track.landmarks])
-    return SubjectVideo(path, frames, track.landmarks, edges, regions, track.found | track.interpolated)
+    masks = np.stack([np.round(255 * composite_mask([points], size, config.edges)).astype(np.uint8)
+                      for points in track.landmarks])
+    return SubjectVideo(path, frames, track.landmarks, edges, regions, masks, track.found | track.interpolated)
 
 
 # --- discriminators and losses ----------------------------------------------------------------------
@@ -300,16 +333,22 @@ class RendererStage(Stage):
         config: the run's settings, filled in by :func:`subject_config`.
         samples: a batch of held-out windows (:class:`RendererWindows` items, stacked)
             drawn into each epoch's sample grid.
+        held_out: the held-out frames drawn as one video after each epoch (the drift
+            check): a dict of ``frames`` ``(T, 3, H, W)`` in [-1, 1], ``edges``
+            ``(T, 2, H, W)``, ``region`` and ``mask`` ``(T, 1, H, W)`` in [0, 1]
+            (:func:`held_out_video`); None: no drift check.
     """
 
     name = STAGE_NAME
     monitor = Monitor("val_l1")
 
-    def __init__(self, config: RendererConfig, samples: dict[str, Tensor]) -> None:
+    def __init__(self, config: RendererConfig, samples: dict[str, Tensor],
+                 held_out: dict[str, Tensor] | None = None) -> None:
         if not config.width:
             raise ValueError("RendererStage needs the subject's settings: pass subject_config(config, video)")
         self.settings = config
         self.samples = samples
+        self.held_out = held_out
         self._held_out_face_error = 0.0
         history, width, layers = config.generator.history, config.discriminator_width, config.discriminator_layers
         self.generator = Generator(config.generator)
@@ -327,38 +366,34 @@ class RendererStage(Stage):
         return {"generator": torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=config.betas),
                 "discriminator": torch.optim.Adam(discriminators, lr=config.lr, betas=config.betas)}, {}
 
-    def _real_history(self, batch: dict[str, Tensor]) -> Tensor:
-        """``(B, K, 3, H, W)``: the real frames before the last of each window."""
-        return batch["frames"][:, -self.settings.generator.history - 1:-1]
+    def _split(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """A batch's ``(B, K, 3, H, W)`` real history, ``(B, U, 3, H, W)`` frames to draw and their
+        ``(B, U, 2, H, W)`` edge maps."""
+        history = self.settings.generator.history
+        return batch["frames"][:, :history], batch["frames"][:, history:], batch["edges"][:, history:]
 
-    def _history(self, batch: dict[str, Tensor]) -> Tensor:
-        """``(B, K, 3, H, W)``: the real history, or in a ``generated_history`` share of the batches
-        the generator's renderings of those frames, each from the ``K`` real frames before it
-        (one batched call)."""
-        if torch.rand(()) >= self.settings.generated_history:
-            return self._real_history(batch)
-        frames, history = batch["frames"], self.settings.generator.history
-        sources = torch.stack([frames[:, i:i + history] for i in range(history)], dim=1)  # (B, K, K, 3, H, W)
-        with torch.no_grad():
-            generated = self.generator(batch["edges"][:, history:-1].flatten(0, 1), sources.flatten(0, 1))
-        return generated.unflatten(0, (len(frames), history)).to(frames.dtype)
-
-    @staticmethod
-    def _inputs(batch: dict[str, Tensor], history: Tensor, frame: Tensor) -> tuple[Tensor, Tensor]:
-        """The discriminators' inputs for ``frame`` ``(B, 3, H, W)`` after ``history`` ``(B, K, 3, H, W)``:
-        ``(B, 2 + 3, H, W)`` (edge map, frame) pairs and ``(B, 3 (K + 1), H, W)`` stacked sequences."""
-        return torch.cat([batch["edges"][:, -1], frame], 1), torch.cat([history, frame[:, None]], 1).flatten(1, 2)
+    def _inputs(self, edges: Tensor, drawn: Tensor, row: Tensor) -> tuple[Tensor, Tensor]:
+        """The discriminators' inputs for ``U`` drawn frames ``(B, U, 3, H, W)`` with their edge maps
+        ``(B, U, 2, H, W)``, in the row ``(B, K + U, 3, H, W)`` they end: ``(B U, 2 + 3, H, W)``
+        (edge map, frame) pairs and ``(B U, 3 (K + 1), H, W)`` the ``K + 1`` frames of the row
+        ending at each."""
+        history = self.settings.generator.history
+        sequences = torch.stack([row[:, step:step + history + 1] for step in range(drawn.shape[1])], dim=1)
+        return torch.cat([edges, drawn], 2).flatten(0, 1), sequences.flatten(0, 1).flatten(1, 2)
 
     def training_step(self, batch: dict[str, Tensor], context: StepContext) -> dict[str, float]:
-        """One discriminator step on real and generated frames (concatenated: one call per
-        discriminator and backward, as DDP wants), then one generator step. The feature-matching
-        targets are the real frames' features from the discriminator step."""
-        config, real = self.settings, batch["frames"][:, -1]
+        """Draw the window's ``U`` frames in a row (one generator call), then one discriminator step
+        on real and drawn frames (concatenated: one call per discriminator and backward, as DDP
+        wants), then one generator step on all ``U`` frames. The feature-matching targets are the
+        real frames' features from the discriminator step."""
+        config = self.settings
+        seeds, real, edges = self._split(batch)
+        region = 1.0 + config.face_l1_boost * batch["region"].flatten(0, 1)
         with context.autocast():
-            history = self._history(batch)
-            fake = context.forward("generator", batch["edges"][:, -1], history)
-            real_pair, real_sequence = self._inputs(batch, self._real_history(batch), real)
-            fake_pair, fake_sequence = self._inputs(batch, history, fake.detach())
+            fake, composited = context.call("generator", "draw_in_a_row", edges, real, batch["mask"], seeds)
+            row = torch.cat([seeds, composited], 1)
+            real_pair, real_sequence = self._inputs(edges, real, batch["frames"])
+            fake_pair, fake_sequence = self._inputs(edges, fake.detach(), row.detach())
             frame_real, frame_fake = _halves(context.forward("frame_discriminator", torch.cat([real_pair, fake_pair])))
             time_real, time_fake = _halves(context.forward("temporal_discriminator",
                                                            torch.cat([real_sequence, fake_sequence])))
@@ -366,13 +401,14 @@ class RendererStage(Stage):
             d_temporal = (_least_squares(time_real, True) + _least_squares(time_fake, False)) / 2
         context.backward(d_frame + d_temporal, "discriminator")
         with context.autocast():
-            fake_pair, fake_sequence = self._inputs(batch, history, fake)
+            fake_pair, fake_sequence = self._inputs(edges, fake, row)
             frame_fake = context.forward("frame_discriminator", fake_pair)
             time_fake = context.forward("temporal_discriminator", fake_sequence)
             g_frame, g_temporal = _least_squares(frame_fake, True), _least_squares(time_fake, True)
             matching = _feature_matching(frame_fake, frame_real) + _feature_matching(time_fake, time_real)
-            l1 = _weighted_l1(fake, real, 1.0 + config.face_l1_boost * batch["region"])
-            gradient = _gradient_l1(fake, real)
+            flat_fake, flat_real = fake.flatten(0, 1), real.flatten(0, 1)
+            l1 = _weighted_l1(flat_fake, flat_real, region)
+            gradient = _gradient_l1(flat_fake, flat_real)
             loss = (g_frame + config.temporal_weight * g_temporal + config.feature_matching_weight * matching
                     + config.l1_weight * l1 + config.gradient_weight * gradient)
         context.backward(loss, "generator")
@@ -381,13 +417,16 @@ class RendererStage(Stage):
                 "l1": (fake.detach().float() - real).abs().mean().item() / 2, "gradient": gradient.item()}
 
     def validation_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """Teacher-forced L1 of the whole frame and of the face region, and the face region's
-        :func:`~emoportrait.render.neural.face_redraw_error`; intensities in [0, 1]."""
-        edges, real = batch["edges"][:, -1], batch["frames"][:, -1]
-        fake = self.generator(edges, self._real_history(batch))
+        """L1 of the whole frame and of the face region of held-out windows drawn in a row as in
+        training, and the face region's :func:`~emoportrait.render.neural.face_redraw_error` of
+        their last frames; intensities in [0, 1]."""
+        seeds, real, edges = self._split(batch)
+        fake, _ = self.generator.draw_in_a_row(edges, real, batch["mask"], seeds)
+        regions = batch["region"].flatten(0, 1)
         return {"l1": (fake - real).abs().mean().item() / 2,
-                "face_l1": _weighted_l1(fake, real, batch["region"]).item() / 2,
-                "redraw_face_l1": face_redraw_error(self.generator, edges, real, batch["region"]).mean().item()}
+                "face_l1": _weighted_l1(fake.flatten(0, 1), real.flatten(0, 1), regions).item() / 2,
+                "redraw_face_l1": face_redraw_error(self.generator, edges[:, -1], real[:, -1],
+                                                    batch["region"][:, -1]).mean().item()}
 
     def config(self) -> RendererConfig:
         """The settings, with the last epoch's held-out redraw error (the subject check's yardstick)."""
@@ -399,16 +438,57 @@ class RendererStage(Stage):
 
     @torch.no_grad()
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any], out: Path) -> None:
-        """Note the held-out redraw error for :meth:`config` and write ``out/samples/epoch_<epoch>.png``:
-        rows of (edge map | generated | real)."""
+        """Note the held-out redraw error for :meth:`config`, add the drift check's
+        ``video_psnr_first`` and ``video_psnr_last`` to the epoch's row, and write
+        ``out/samples/epoch_<epoch>.png``: rows of (edge map | generated | real)."""
         self._held_out_face_error = float(metrics["val_redraw_face_l1"])
         device = next(self.generator.parameters()).device
-        edges, frames = self.samples["edges"][:, -1], self.samples["frames"]
-        fake = self.generator(edges.to(device), self._real_history(self.samples).to(device))
-        previews = [edge_preview(e) for e in edges.mul(255).round().to(torch.uint8).movedim(1, -1).numpy()]
-        rows = [np.concatenate([preview, generated, real], axis=1)
-                for preview, generated, real in zip(previews, tensor_to_frames(fake), tensor_to_frames(frames[:, -1]))]
+        if self.held_out is not None:
+            metrics.update(video_drift(self.generator, {key: value.to(device) for key, value in self.held_out.items()}))
+        seeds, real, edges = (part.to(device) for part in self._split(self.samples))
+        fake, _ = self.generator.draw_in_a_row(edges, real, self.samples["mask"].to(device), seeds)
+        last_edges = self.samples["edges"][:, -1]
+        previews = [edge_preview(e) for e in last_edges.mul(255).round().to(torch.uint8).movedim(1, -1).numpy()]
+        rows = [np.concatenate([preview, generated, frame], axis=1)
+                for preview, generated, frame in zip(previews, tensor_to_frames(fake[:, -1]),
+                                                     tensor_to_frames(real[:, -1]))]
         media.write_image(out / "samples" / f"epoch_{epoch}.png", np.concatenate(rows, axis=0))
+
+
+def region_psnr(fake: Tensor, real: Tensor, region: Tensor) -> float:
+    """PSNR in dB (intensities in [0, 1]) of ``(T, 3, H, W)`` frames in [-1, 1] over the pixels where
+    ``(T, 1, H, W)`` ``region`` is above one half."""
+    inside = (region > 0.5).expand_as(real)
+    error = ((fake.float() - real.float()) / 2)[inside].square().mean().clamp_min(1e-10)
+    return float(-10.0 * torch.log10(error))
+
+
+def held_out_video(video: SubjectVideo, config: RendererConfig) -> dict[str, Tensor] | None:
+    """The first :data:`DRIFT_CHECK_FRAMES` held-out frames of ``video`` for the drift check of
+    :class:`RendererStage` (keys as there), up to the first untracked one; None when they are
+    fewer than ``2 ×`` :data:`DRIFT_SPAN`."""
+    start = video.held_out(config)
+    stop = min(len(video.frames), start + DRIFT_CHECK_FRAMES)
+    lost = np.flatnonzero(~video.usable[start:stop])
+    stop = start + lost[0] if len(lost) else stop
+    if stop - start < 2 * DRIFT_SPAN:
+        return None
+    span = slice(start, stop)
+    return {"frames": frames_to_tensor(video.frames[span]), "edges": edges_to_tensor(video.edges[span]),
+            "region": _unit(video.regions[span]), "mask": _unit(video.masks[span])}
+
+
+def video_drift(generator: Generator, clip: dict[str, Tensor]) -> dict[str, float]:
+    """Draw ``clip`` (:func:`held_out_video`) as one video, seeded with its first frame as
+    :class:`~emoportrait.render.neural.NeuralRenderer` seeds a video, and return the face-region
+    :func:`region_psnr` of its first and its last :data:`DRIFT_SPAN` frames (composited, against
+    the real frames): ``video_psnr_first`` and ``video_psnr_last``."""
+    frames = clip["frames"]
+    seeds = frames[:1, None].expand(-1, generator.config.history, -1, -1, -1)
+    _, drawn = generator.draw_in_a_row(clip["edges"][None], frames[None], clip["mask"][None], seeds)
+    first, last = slice(0, DRIFT_SPAN), slice(-DRIFT_SPAN, None)
+    return {"video_psnr_first": region_psnr(drawn[0, first], frames[first], clip["region"][first]),
+            "video_psnr_last": region_psnr(drawn[0, last], frames[last], clip["region"][last])}
 
 
 def subject_config(config: RendererConfig, video: SubjectVideo) -> RendererConfig:
@@ -435,6 +515,6 @@ def train_renderer(target: str | Path, out: str | Path, config: RendererConfig, 
     """
     video = load_subject(target, config, progress)
     config = subject_config(config, video)
-    train, val = video.split(config.generator.history, config.val_fraction)
+    train, val = video.split(config)
     torch.manual_seed(engine.seed)
-    return fit(RendererStage(config, sample_batch(val)), train, val, out, engine)
+    return fit(RendererStage(config, sample_batch(val), held_out_video(video, config)), train, val, out, engine)

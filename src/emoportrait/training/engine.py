@@ -283,7 +283,8 @@ class Stage(ABC):
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any], out: Path) -> None:
         """Called on rank 0 after each epoch's validation, before its checkpoint is written, with the
-        ``log.csv`` row: write sample images under ``out``, or note what :meth:`config` should report."""
+        ``log.csv`` row: write sample images under ``out``, note what :meth:`config` should report, or
+        add scalar columns to the row (the same ones every epoch) that it measured itself."""
 
 
 @dataclass
