@@ -1,124 +1,83 @@
-"""Neural renderer vs. warp renderer on held-out frames of a subject it was trained on.
+"""Neural renderer on a real talking clip: whole-video quality (drift), beside the warp renderer.
 
-1. Target: ``generate`` makes a talking video of the astronaut (a still portrait of
-   her head and shoulders, idle head sway, the bundled demo speech: 6.1 s, 153 frames).
-2. The neural renderer trains on that video on the CPU for a fixed time budget
-   (the last 10 % of the frames held out), at the video's own size.
-3. Each held-out frame is rendered from the *first* frame of the video, moved to the
-   held-out frame's landmarks: the warp renderer warps that frame; the neural
-   renderer draws from the held-out landmarks and that frame's background edges, in
-   order (its state carries over), with and without ``composite_face_only``.
-   "first frame, unchanged" is the baseline of doing nothing.
-4. PSNR and SSIM against the real held-out frames, over the whole frame and over the
-   box around the face regions, and render speed (frames per second, this CPU).
-5. The subject check of ``generate --renderer neural``: how well the run redraws
-   the faces of other talking videos (made like the target), as a multiple of its
-   held-out error; :data:`~emoportrait.render.neural.SUBJECT_TOLERANCE` and more
-   is refused.
+1. Subject: a real person talking (default ``shared/media/talking/hdtf_katiehill.mp4``,
+   8 s), resized to ``--size``; its last ``--held-out`` share (default 25 %: 2 s,
+   50 frames) is held out.
+2. The neural renderer trains on the rest on the CPU for ``--minutes``
+   (``--unroll 1`` trains each frame from the real frames before it only, the
+   teacher forcing of the earlier trainer).
+3. Self-reenactment of the held-out frames, each drawn at its own tracked landmarks:
 
-    .venv/bin/python benchmarks/neural_renderer.py --minutes 5 [--threads 1 on a busy machine]
+   - *neural, video target*: every frame drawn in order over its own background,
+     its history the renderer's own earlier outputs, as ``generate --renderer
+     neural`` draws a target video. This is the drift test: nothing but the
+     renderer's face changes from frame to frame;
+   - *neural, still target* and *warp, still target*: every frame drawn from the
+     first held-out frame, moved to the frame's landmarks, as from a portrait (the
+     warp of a video target onto its own landmarks is the frame itself);
+   - *neural, per frame*: every frame drawn alone, its history the real frame
+     itself: the per-frame number earlier versions reported, not a video;
+   - *first frame, unchanged*: the baseline of doing nothing.
 
-A comparison image (real | each renderer) of the middle held-out frame is written
-to ``WORK/comparison.png`` with ``--work``.
+4. PSNR and SSIM of the face box (around all held-out face regions) against the
+   real frames, over the first 10 held-out frames after the first (which the stills
+   are made of) and over the last 10, and render
+   speed (frames per second, this CPU).
+5. The subject check of ``generate --renderer neural`` on other real people
+   (``shared/media``): how well the run redraws their faces, as a multiple of its
+   held-out error; :data:`~emoportrait.render.neural.SUBJECT_TOLERANCE` and more is
+   refused.
+6. A contact sheet ``OUT/neural_renderer.png``: the face of the first 3 and the last
+   3 held-out frames, rows real | warp | neural (video target) | neural (still).
 
-Measured (defaults, 5 min = 1300 steps of batch 2 on 2 idle CPU cores, torch 2.13)::
+    .venv/bin/python benchmarks/neural_renderer.py [--minutes 10] [--unroll 1] [--out neural_renderer/]
 
-    renderer                        PSNR dB   SSIM  face PSNR  face SSIM    fps
-    first frame, unchanged            33.54  0.982      26.50      0.918    nan
-    warp                              37.96  0.990      30.97      0.960  222.3
-    neural, full frame                30.85  0.948      26.89      0.918   72.8
-    neural, composite_face_only       34.12  0.983      27.20      0.926   69.1
-
-    target of the subject check             redraw error  × held-out  refused
-    the astronaut, another video                   0.026        0.98  no
-    the astronaut, framed wider                    0.096        3.59  yes
-    the astronaut deformed, recoloured (M003)      0.040        1.50  no
-    the same, mirrored (W002)                      0.107        4.01  yes
-    Grace Hopper                                   0.166        6.23  yes
-
-``composite_face_only`` beats the full generated frame on every score (the
-background is the frame's own instead of redrawn), hence the default. The warp
-renderer leads, but the comparison favours it twice over: the target video was
-itself made by warping the portrait, and five CPU minutes are a sliver of a real
-renderer training (hours on a GPU at 256²). The speed column is at 128²; the
-default generator draws 256² frames at 11-12 fps on the same cores.
+Measured: see the README's "The neural renderer" (10 min on 2 CPU cores, 128²).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.resources
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import skimage.data
 import torch
-from matplotlib import cbook
 
 from emoportrait import media
 from emoportrait.analysis.metrics import psnr, ssim
-from emoportrait.emotions import parse_emotion
-from emoportrait.evp.synthetic import SyntheticConfig, base_portrait, subject_portrait
+from emoportrait.analysis.sheets import crop, region_box, write_sheet
 from emoportrait.face import track_frames
-from emoportrait.pipeline import GenerateConfig, generate
 from emoportrait.render import WarpRenderer
-from emoportrait.render.edges import face_region
+from emoportrait.render.edges import face_region, resize
 from emoportrait.render.neural import SUBJECT_TOLERANCE, GeneratorConfig, NeuralRenderer
-from emoportrait.render.neural_training import (RendererConfig, RendererStage, SubjectVideo, load_subject,
-                                                sample_batch, subject_config)
+from emoportrait.render.neural_training import (RendererConfig, RendererStage, SubjectVideo, held_out_video,
+                                                load_subject, sample_batch, subject_config)
 from emoportrait.training import EngineConfig, fit
 
-
-def talking(folder: Path, name: str, portrait: np.ndarray, size: int, emotion: str = "happy", seed: int = 0) -> Path:
-    """``folder/name.mp4``: ``portrait`` made to say the demo speech at ``size``² (6.1 s at 25 fps)."""
-    image = folder / f"{name}.png"
-    media.write_image(image, portrait)
-    speech = importlib.resources.files("emoportrait") / "data" / "demo_speech.flac"
-    video = folder / f"{name}.mp4"
-    with importlib.resources.as_file(speech) as speech_path:
-        generate(speech_path, parse_emotion(emotion, 0.6), image, video,
-                 config=GenerateConfig(size=size, idle_motion_deg=3.0, seed=seed))
-    return video
-
-
-def subject_check(renderer: NeuralRenderer, folder: Path, size: int) -> None:
-    """Print the redraw error of other talking faces (see the module docs, step 5)."""
-    astronaut = skimage.data.astronaut()
-    hopper = media.read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    base = base_portrait()
-    synthetic = SyntheticConfig(size=base[0].shape[0])
-    portraits = {"the astronaut, another video": astronaut[0:320, 60:380],
-                 "the astronaut, framed wider": astronaut[0:400, 20:420],
-                 "the astronaut deformed, recoloured (M003)": subject_portrait(2, base, synthetic),
-                 "the same, mirrored (W002)": subject_portrait(1, base, synthetic),
-                 "Grace Hopper": hopper[:hopper.shape[1]]}
-    print(f"\n{'target of the subject check':<42}{'redraw error':>13}{'× held-out':>12}  refused")
-    for index, (name, portrait) in enumerate(portraits.items()):
-        frames = media.read_frames(talking(folder, f"check_{index}", portrait, size, "sad", seed=1))
-        track = track_frames(frames, 25.0)
-        error = renderer.redraw_error(list(frames), track.landmarks, track.found)
-        ratio = error / renderer.held_out_face_error
-        print(f"{name:<42}{error:>13.3f}{ratio:>12.2f}  {'yes' if ratio > SUBJECT_TOLERANCE else 'no'}")
+DEFAULT_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+SPAN = 10  # held-out frames compared at the start and at the end
+OTHER_PEOPLE = ("talking/glasses_man_talking.mp4", "mead/video/M030_neutral_level1_001.mp4",
+                "mead/video/W009_happy_level3_001.mp4")
 
 
 def train(video: SubjectVideo, config: RendererConfig, run: Path, minutes: float, batch: int,
-          steps_per_epoch: int) -> int:
-    """Train epochs of ``steps_per_epoch`` steps until ``minutes`` have passed; the number of steps."""
-    train_set, val_set = video.split(config.generator.history, config.val_fraction)
+          steps_per_epoch: int) -> tuple[int, float]:
+    """Train epochs of ``steps_per_epoch`` steps until ``minutes`` have passed; the steps and seconds."""
+    train_set, val_set = video.split(config)
     torch.manual_seed(0)
-    stage = RendererStage(config, sample_batch(val_set))
-    deadline, epochs = time.perf_counter() + 60.0 * minutes, 0
+    stage = RendererStage(config, sample_batch(val_set), held_out_video(video, config))
+    started = time.perf_counter()
+    deadline, epochs = started + 60.0 * minutes, 0
     while time.perf_counter() < deadline:
         epochs += 1
         engine = EngineConfig(epochs=epochs, batch_size=batch, device="cpu", max_steps_per_epoch=steps_per_epoch,
                               log_every=steps_per_epoch)
         result = fit(stage, train_set, val_set, run, engine)
-    print(f"trained {epochs} epochs x {steps_per_epoch} steps (batch {batch}); last epoch: "
+    print(f"trained {epochs} epochs x {steps_per_epoch} steps (batch {batch}, unroll {config.unroll}); last epoch: "
           + ", ".join(f"{key} {value:.4g}" for key, value in result.history[-1].items()
-                      if key in ("train_l1", "val_l1", "val_face_l1", "train_d_frame", "train_g_frame")))
-    return epochs * steps_per_epoch
+                      if key in ("train_l1", "val_l1", "val_face_l1", "video_psnr_first", "video_psnr_last")))
+    return epochs * steps_per_epoch, time.perf_counter() - started
 
 
 def face_box(video: SubjectVideo, frames: range) -> tuple[slice, slice]:
@@ -129,57 +88,99 @@ def face_box(video: SubjectVideo, frames: range) -> tuple[slice, slice]:
     return slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
 
 
-def render_all(renderer, video: SubjectVideo, held: range) -> tuple[np.ndarray, float]:
-    """Held-out frames drawn from frame 0 by ``renderer``, and the frames rendered per second
-    (the first frame, which warms up, left out)."""
+def render(renderer, video: SubjectVideo, held: range, still: bool, per_frame: bool = False
+           ) -> tuple[np.ndarray, float]:
+    """The held-out frames drawn by ``renderer`` at their own landmarks, over the first held-out
+    frame (``still``) or over each frame itself, in order (or each alone: ``per_frame``); and the
+    frames drawn per second (the first, which warms up, left out)."""
     frames, seconds = [], []
     for t in held:
+        source = held.start if still else t
+        if per_frame:
+            renderer.reset()
         started = time.perf_counter()
-        frames.append(renderer.render(video.frames[0], video.landmarks[0], video.landmarks[t]))
+        frames.append(renderer.render(video.frames[source], video.landmarks[source], video.landmarks[t]))
         seconds.append(time.perf_counter() - started)
     return np.stack(frames), (len(seconds) - 1) / sum(seconds[1:])
 
 
+def subject_check(renderer: NeuralRenderer, media_root: Path, size: tuple[int, int], own: SubjectVideo,
+                  held: range) -> None:
+    """Print the redraw error of the held-out frames and of other real people (module docs, step 5)."""
+    print(f"\n{'target of the subject check':<46}{'redraw error':>13}{'× held-out':>12}  refused")
+    clips = {"the subject, held-out frames": (own.frames[held.start:], own.landmarks[held.start:])}
+    for name in OTHER_PEOPLE:
+        if (media_root / name).exists():
+            frames = np.stack([resize(frame, size) for frame in media.read_frames(media_root / name)[:40]])
+            clips[name] = (frames, track_frames(frames, 25.0).landmarks)
+    for name, (frames, landmarks) in clips.items():
+        error = renderer.redraw_error(list(frames), landmarks, np.ones(len(frames), bool))
+        ratio = error / renderer.held_out_face_error
+        print(f"{name:<46}{error:>13.3f}{ratio:>12.2f}  {'yes' if ratio > SUBJECT_TOLERANCE else 'no'}")
+
+
+def sheet(path: Path, video: SubjectVideo, held: range, outputs: dict[str, np.ndarray]) -> Path:
+    """The contact sheet of step 6: face crops (192²) of the first and last 3 held-out frames."""
+    picks = [0, 1, 2, len(held) - 3, len(held) - 2, len(held) - 1]
+    box = region_box(video.landmarks[held.start], "face", margin=0.25)
+    rows = [[crop(frames[i], box, 192) for i in picks] for frames in outputs.values()]
+    labels = [[f"{name} {held.start + i}" if i == 0 else str(held.start + i) for i in picks] for name in outputs]
+    return write_sheet(path, rows, labels)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=4.0, help="training budget (default: %(default)s)")
-    parser.add_argument("--size", type=int, default=128, help="video and training size (default: %(default)s)")
+    parser.add_argument("--clip", type=Path, default=DEFAULT_MEDIA / "talking" / "hdtf_katiehill.mp4",
+                        help="a real talking clip (default: %(default)s)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="CPU training budget (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=128, help="training height (default: %(default)s)")
+    parser.add_argument("--unroll", type=int, default=RendererConfig.unroll,
+                        help="frames drawn in a row per training window (default: %(default)s)")
+    parser.add_argument("--held-out", type=float, default=0.25,
+                        help="share of the clip held out (default: %(default)s)")
     parser.add_argument("--base-width", type=int, default=16, help="generator base width (default: %(default)s)")
     parser.add_argument("--disc-width", type=int, default=32, help="discriminator width (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=2, help="(default: %(default)s)")
     parser.add_argument("--steps-per-epoch", type=int, default=25, help="(default: %(default)s)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy machine)")
-    parser.add_argument("--work", type=Path, help="keep the video, run and comparison image here")
+    parser.add_argument("--out", type=Path, default=Path("neural_renderer"),
+                        help="folder for the run and the contact sheet (default: %(default)s)")
     args = parser.parse_args()
+    if not args.clip.exists():
+        raise SystemExit(f"benchmark: '{args.clip}' not found; give a real talking clip with --clip")
     if args.threads:
         torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        config = RendererConfig(size=args.size, generator=GeneratorConfig(base_width=args.base_width),
-                                discriminator_width=args.disc_width)
-        video = load_subject(talking(work, "target", skimage.data.astronaut()[0:320, 60:380], args.size), config)
-        config = subject_config(config, video)
-        steps = train(video, config, work / "run", args.minutes, args.batch, args.steps_per_epoch)
-        held = range(video.held_out(config.generator.history, config.val_fraction), len(video.frames))
-        real = video.frames[held.start:]
-        full_frame = NeuralRenderer(work / "run", composite_face_only=False)
-        outputs = {"first frame, unchanged": (np.repeat(video.frames[:1], len(held), axis=0), float("nan")),
-                   "warp": render_all(WarpRenderer(), video, held),
-                   "neural, full frame": render_all(full_frame, video, held),
-                   "neural, composite_face_only": render_all(NeuralRenderer(work / "run"), video, held)}
-        rows, cols = face_box(video, held)
-        print(f"\n{len(held)} held-out frames of {len(video.frames)} ({args.size}²), rendered from frame 0; "
-              f"neural renderer: {steps} steps in {args.minutes:g} min on the CPU")
-        print(f"{'renderer':<30}{'PSNR dB':>9}{'SSIM':>7}{'face PSNR':>11}{'face SSIM':>11}{'fps':>7}")
-        for name, (frames, fps) in outputs.items():
-            face, face_real = frames[:, rows, cols], real[:, rows, cols]
-            print(f"{name:<30}{psnr(frames, real):>9.2f}{ssim(frames, real):>7.3f}"
-                  f"{psnr(face, face_real):>11.2f}{ssim(face, face_real):>11.3f}{fps:>7.1f}")
-        middle = len(held) // 2
-        media.write_image(work / "comparison.png",
-                          np.concatenate([real[middle]] + [frames[middle] for frames, _ in outputs.values()], axis=1))
-        subject_check(NeuralRenderer(work / "run"), work, args.size)
+    args.out.mkdir(parents=True, exist_ok=True)
+    config = RendererConfig(size=args.size, generator=GeneratorConfig(base_width=args.base_width),
+                            discriminator_width=args.disc_width, unroll=args.unroll, val_fraction=args.held_out)
+    video = load_subject(args.clip, config)
+    config = subject_config(config, video)
+    run = args.out / f"run_unroll{args.unroll}"
+    steps, seconds = train(video, config, run, args.minutes, args.batch, args.steps_per_epoch)
+    held = range(video.held_out(config), len(video.frames))
+    real = video.frames[held.start:]
+    neural = NeuralRenderer(run)
+    outputs = {"first frame, unchanged": (np.repeat(real[:1], len(held), axis=0), float("nan")),
+               "warp, still target": render(WarpRenderer(), video, held, still=True),
+               "neural, video target": render(neural, video, held, still=False),
+               "neural, still target": render(neural, video, held, still=True),
+               "neural, per frame (not a video)": render(neural, video, held, still=False, per_frame=True)}
+    rows, cols = face_box(video, held)
+    print(f"\n{args.clip.name}: {len(held)} held-out frames of {len(video.frames)} at {video.frames.shape[2]}x"
+          f"{video.frames.shape[1]}, each at its own landmarks; neural renderer: {steps} steps in "
+          f"{seconds / 60:.1f} min on {torch.get_num_threads()} CPU threads (budget {args.minutes:g} min)")
+    print(f"face box      {'PSNR dB':>24}{'SSIM':>21}")
+    print(f"{'renderer':<32}{'first':>7}{'last':>7}{'Δ':>7}{'first':>7}{'last':>7}{'Δ':>7}{'fps':>7}")
+    for name, (frames, fps) in outputs.items():
+        face, face_real = frames[:, rows, cols], real[:, rows, cols]
+        scores = [metric(face[part], face_real[part]) for metric in (psnr, ssim)
+                  for part in (slice(1, SPAN + 1), slice(-SPAN, None))]  # frame 0 is the stills' own
+        print(f"{name:<32}{scores[0]:>7.2f}{scores[1]:>7.2f}{scores[1] - scores[0]:>+7.2f}"
+              f"{scores[2]:>7.3f}{scores[3]:>7.3f}{scores[3] - scores[2]:>+7.3f}{fps:>7.1f}")
+    looked = {"real": real, "warp, still": outputs["warp, still target"][0],
+              "neural, video": outputs["neural, video target"][0], "neural, still": outputs["neural, still target"][0]}
+    print(f"\ncontact sheet: {sheet(args.out / f'neural_renderer_unroll{args.unroll}.png', video, held, looked)}")
+    subject_check(neural, args.clip.parents[1], (video.frames.shape[2], video.frames.shape[1]), video, held)
 
 
 if __name__ == "__main__":
