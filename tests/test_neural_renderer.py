@@ -240,3 +240,19 @@ def test_train_renderer_command_rejects_a_short_video(tmp_path, capsys):
     media.write_video(video, swaying_astronaut(20), 25.0)
     assert main(["train", "renderer", "--target", str(video), "--out", str(tmp_path / "run"), "--size", "64"]) == 2
     assert "needs at least 50" in capsys.readouterr().err
+
+
+def test_train_renderer_command_says_when_the_held_out_video_drifts(tmp_path, capsys, monkeypatch):
+    from emoportrait.cli import main
+    from emoportrait.render import neural_training
+    from emoportrait.training import FitResult
+
+    scores = {"video_psnr_first": 24.0, "video_psnr_last": 21.5}
+    monkeypatch.setattr(neural_training, "train_renderer", lambda *args, **kwargs: FitResult(
+        tmp_path / "last", None, 1, None, [{"epoch": 1, **scores}]))
+    assert main(["train", "renderer", "--target", str(tmp_path / "v.mp4"), "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "face PSNR 24.0 dB over the first 10 frames, 21.5 dB over the last 10; it drifts" in printed
+    scores["video_psnr_last"] = 23.5
+    assert main(["train", "renderer", "--target", str(tmp_path / "v.mp4"), "--out", str(tmp_path / "run")]) == 0
+    assert "21.5" not in (printed := capsys.readouterr().out) and "drifts" not in printed
