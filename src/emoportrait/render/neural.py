@@ -188,7 +188,6 @@ class Generator(nn.Module):
             x = up(x) + skip
         return self.head(x)
 
-
     def draw_in_a_row(self, edges: Tensor, frames: Tensor, masks: Tensor, seeds: Tensor) -> tuple[Tensor, Tensor]:
         """Draw ``U`` consecutive frames as :class:`NeuralRenderer` draws a video: each from its edge
         map and the ``K`` frames before it, those being the composited outputs once there are any.
