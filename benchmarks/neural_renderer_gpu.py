@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from emoportrait.face import track_frames
 from emoportrait.render.edges import resize
 from emoportrait.render.neural import NeuralRenderer
-from emoportrait.render.neural_training import RendererConfig, RendererStage
+from emoportrait.render.neural_training import RendererConfig, RendererStage, sample_batch
 from emoportrait.training import EngineConfig, fit
 
 
@@ -50,8 +50,7 @@ class RandomWindows(Dataset):
 def training_speed(config: RendererConfig, device: str, amp: bool, steps: int, batch: int, out: Path) -> float:
     """Training steps per second of the second of two epochs of ``steps`` steps (the first warms up)."""
     windows = RandomWindows(config, steps * batch)
-    samples = {key: torch.stack([windows[i][key] for i in range(2)]) for key in windows[0]}
-    stage = RendererStage(config, samples)
+    stage = RendererStage(config, sample_batch(windows, 2))
     engine = EngineConfig(epochs=2, batch_size=batch, device=device, amp=amp, max_steps_per_epoch=steps,
                           log_every=steps)
     result = fit(stage, windows, RandomWindows(config, batch), out, engine)
