@@ -35,7 +35,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import shortest_path
 
 from ..errors import InputError
-from ..face.landmarks import GROUPS, N_LANDMARKS, RIGID, contour_halves
+from ..face.landmarks import CHEEK, GROUPS, N_LANDMARKS, NOSE_SIDE, NOSE_WING, RIGID, contour_halves
 from ..ramps import smoothstep
 
 SIDES = ("right", "left")
@@ -50,12 +50,6 @@ _MIDLINE = (10, 168, 6, 197, 195, 5, 4, 1, 2, 152)
 _INNER_LIP_UPPER, _INNER_LIP_LOWER = 13, 14
 # Lowest point of the chin: with the lower lip, the part of the face the jaw carries.
 _CHIN = 152
-# Cheek surface over the cheekbone, below the lower lid (moved by AU6).
-_CHEEK = {"right": (50, 101, 118, 117, 119, 100, 36, 205),
-          "left": (280, 330, 347, 346, 348, 329, 266, 425)}
-# Nose wing (ala) and the side of the nose above it (moved by AU9).
-_NOSE_WING = {"right": (48, 64, 98, 102, 129, 49, 219), "left": (278, 294, 327, 331, 358, 279, 439)}
-_NOSE_SIDE = {"right": (209, 198, 131, 236), "left": (429, 420, 360, 456)}
 _SIDE_BLEND = 0.2  # a one-sided mouth AU fades out over this (half mouth widths) across the midline
 
 
@@ -362,7 +356,7 @@ def _au41(geometry: FaceGeometry, config: ActionUnitConfig, side: str) -> np.nda
 
 def _au6(geometry: FaceGeometry, config: ActionUnitConfig, side: str) -> np.ndarray:
     """Cheek raiser: the cheek lifts and bunches the lower lid up."""
-    cheek = np.array(_CHEEK[side])
+    cheek = np.array(CHEEK[side])
     moves = np.tile(_canonical(config.au6_cheek_raise, side), (len(cheek), 1))
     cheek_field = spread(geometry, cheek, moves, config.cheek_sigma, config)
     return cheek_field + lid_field(geometry, side, "lower", config.au6_lower_lid_raise, config)
@@ -376,7 +370,7 @@ def _au7(geometry: FaceGeometry, config: ActionUnitConfig, side: str) -> np.ndar
 
 def _au9(geometry: FaceGeometry, config: ActionUnitConfig, side: str) -> np.ndarray:
     """Nose wrinkler: the nose wing and the side of the nose pull up."""
-    wing, flank = _NOSE_WING[side], _NOSE_SIDE[side]
+    wing, flank = NOSE_WING[side], NOSE_SIDE[side]
     controls = np.array(wing + flank)
     moves = np.concatenate([np.tile(_canonical(config.au9_wing_raise, side), (len(wing), 1)),
                             np.tile(_canonical(config.au9_side_raise, side), (len(flank), 1))])
@@ -544,7 +538,7 @@ def jaw_weight(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:
     corners, the lower cheeks fade out toward the cheekbones and the ears.
     """
     corners = np.concatenate([arcs.upper[[0, -1]] for arcs in _lip_contours(geometry)])
-    cheeks = np.concatenate([_CHEEK[side] for side in SIDES])
+    cheeks = np.concatenate([CHEEK[side] for side in SIDES])
     eyes = np.concatenate([GROUPS["right_eye"], GROUPS["left_eye"]])
     above_eyes = np.flatnonzero(geometry.points[:, 1] <= geometry.points[eyes, 1].max())
     upper = np.setdiff1d(np.concatenate([RIGID, above_eyes, cheeks, _upper_lips(geometry)]), corners)

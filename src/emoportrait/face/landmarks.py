@@ -114,6 +114,15 @@ _EYE_CORNERS = [33, 133, 362, 263]
 RIGID = np.array(sorted(set(_UPPER_OVAL) | set(_EYE_CORNERS) | set(GROUPS["nose"].tolist())))
 """Indices of landmarks that stay (nearly) rigid under expression and speech."""
 
+# Skin regions that expressions move, per side of the subject ("right": image left).
+CHEEK = {"right": (50, 101, 118, 117, 119, 100, 36, 205),
+         "left": (280, 330, 347, 346, 348, 329, 266, 425)}
+"""Cheek surface over the cheekbone, below the lower lid (the cheek raiser, AU6, lifts it)."""
+NOSE_WING = {"right": (48, 64, 98, 102, 129, 49, 219), "left": (278, 294, 327, 331, 358, 279, 439)}
+"""Nose wing (ala): the nose wrinkler (AU9) pulls it up."""
+NOSE_SIDE = {"right": (209, 198, 131, 236), "left": (429, 420, 360, 456)}
+"""Side of the nose above the wing, where the nose wrinkler's lines form."""
+
 # The 68-point iBUG / dlib layout as MediaPipe indices, point for point (0-based):
 # jaw 0-16 (image left to right), right brow 17-21, left brow 22-26, nose bridge
 # 27-30, nostril base 31-35, right eye 36-41, left eye 42-47, outer lips 48-59,

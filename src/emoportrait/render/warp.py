@@ -23,7 +23,9 @@ triangles with a moving vertex are resampled (bilinear, reflected at the frame
 border); every other pixel, the whole frame outside the anchor ring in particular,
 is copied unchanged, and ``render(frame, L, L)`` returns the frame exactly.
 Triangles the target folds over are drawn first, so unfolded ones win where they
-overlap. Skin the warp squeezes where folds form is darkened a little.
+overlap. Skin the warp squeezes where folds form is darkened a little, and the creases
+of the expression (forehead lines, furrows between the brows, the nasolabial fold, ...)
+are shaded in (:mod:`.creases`).
 
 The mouth (:mod:`.mouth`, :mod:`.mouth_bank`): on a video target each driven mouth is
 drawn from the target frame whose mouth matches it best; otherwise the inside of the
@@ -44,6 +46,7 @@ from scipy.spatial import Delaunay
 from threadpoolctl import ThreadpoolController
 
 from ..face.landmarks import GROUPS, MESH_TRIANGLES, signed_areas
+from .creases import SHADOW_TINT, CreaseConfig, shade_creases
 from .mouth import LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip
 from .mouth_bank import BankConfig, MouthBank
 
@@ -57,7 +60,6 @@ _OUTER_LIPS = GROUPS["outer_lips"]
 _SUBPIXEL_BITS = 4                       # fixed-point bits for OpenCV polygon rasterising
 _FOLD_DEAD_ZONE = 0.04                   # log compression that makes no visible fold
 _FOLD_MAX = 0.3                          # folds darken the skin by at most this
-_FOLD_TINT = np.array([0.8, 1.0, 1.1], np.float32)  # shadowed skin turns redder (light scattered in it)
 _TEETH_CANDIDATES = 8                    # a video's most open frames tried for the teeth to show
 
 
@@ -70,6 +72,7 @@ class WarpConfig:
     ring_points: int = 48                # anchor points on the ring around the face
     fold_shading: float = 0.4            # squeezed skin darkens by this per unit of log compression
     fold_blur: float = 0.015             # ... the shading smoothed over this (Gaussian sigma)
+    creases: CreaseConfig = CreaseConfig()  # the expression's creases, shaded in (depth 0: off)
     mouth: MouthConfig = MouthConfig()   # the painted interior
     repaint_change: float = 0.08         # the interior is fully painted once the inner lips change by
                                          # this (mouth widths, RMS); less change keeps the frame's own
@@ -278,7 +281,7 @@ def _warp(frame: np.ndarray, out: np.ndarray, source: np.ndarray, layout: _Layou
         darkening = np.zeros((y1 - y0, x1 - x0), np.float32)
         darkening[rows, cols] = np.clip(folds * squeeze[chosen], 0.0, _FOLD_MAX)
         darkening = cv2.GaussianBlur(darkening, (0, 0), fold_blur)[..., None]
-        warped = np.clip(warped * (1.0 - darkening * _FOLD_TINT), 0, 255).astype(np.uint8)
+        warped = np.clip(warped * (1.0 - darkening * SHADOW_TINT), 0, 255).astype(np.uint8)
     written = np.zeros((y1 - y0, x1 - x0), bool)
     written[rows, cols] = True
     np.copyto(out[y0:y1, x0:x1], warped, where=written[:, :, None])
@@ -369,6 +372,7 @@ class WarpRenderer:
                 return out
             _warp(frame, out, mesh_source, layout, folds=self.config.fold_shading,
                   fold_blur=max(self.config.fold_blur * size, 0.5))
+            shade_creases(out, source, target, self.config.creases)
             chosen = self._bank.choose(target) if self._bank is not None and target.shape[1] >= 3 else None
             if chosen is not None:
                 self._paste_mouth(out, chosen, target, layout)

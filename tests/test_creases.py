@@ -1,0 +1,96 @@
+"""render.creases: the folds of an expression, measured from landmark moves and shaded in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emoportrait import face
+from emoportrait.face.landmarks import CHEEK
+from emoportrait.render.creases import CreaseConfig, creases, shade_creases
+
+FLAT_SKIN = 180
+
+
+@pytest.fixture(scope="module")
+def landmarks(portrait: np.ndarray) -> np.ndarray:
+    """``(478, 3)`` landmarks tracked on the astronaut portrait."""
+    return face.track_frames([portrait], fps=None).landmarks[0].astype(np.float64)
+
+
+def span(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[33, :2] - landmarks[263, :2]))
+
+
+def moved(landmarks: np.ndarray, indices, dy_spans: float) -> np.ndarray:
+    """Landmarks with ``indices`` moved down by ``dy_spans`` eye spans (negative: up)."""
+    target = landmarks.copy()
+    target[list(indices), 1] += dy_spans * span(landmarks)
+    return target
+
+
+def brows_raised(landmarks: np.ndarray, rise: float = 0.1) -> np.ndarray:
+    brows = np.concatenate([face.GROUPS["right_brow"], face.GROUPS["left_brow"]])
+    return moved(landmarks, brows, -rise)
+
+
+def shaded(landmarks: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``(H, W)`` darkening of a flat grey frame by the creases, 0-1."""
+    frame = np.full((512, 512, 3), FLAT_SKIN, np.uint8)
+    shade_creases(frame, landmarks, target)
+    return 1.0 - frame.astype(np.float64).mean(axis=2) / FLAT_SKIN
+
+
+def darkening_above(darkening: np.ndarray, landmarks: np.ndarray, row: int) -> float:
+    """Largest darkening over the band between the brows' tops and ``row`` pixels above."""
+    top = int(landmarks[face.GROUPS["right_brow"], 1].min())
+    x0, x1 = (int(v) for v in (landmarks[70, 0], landmarks[300, 0]))
+    return float(darkening[max(top - row, 0):top, x0:x1].max())
+
+
+def test_an_unchanged_face_or_head_motion_alone_draws_nothing(landmarks):
+    assert creases(landmarks, landmarks) == []
+    angle = np.radians(6.0)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    turned = landmarks.copy()
+    turned[:, :2] = 1.1 * (landmarks[:, :2] - 256) @ rotation.T + 256 + [7.0, -4.0]
+    assert creases(landmarks, turned) == []
+    assert np.abs(shaded(landmarks, turned)).max() == 0
+
+
+def test_raised_brows_draw_forehead_lines_and_only_them(landmarks):
+    target = brows_raised(landmarks)
+    drawn = creases(landmarks, target)
+    assert len(drawn) == 3  # three lines across the forehead
+    darkening = shaded(landmarks, target)
+    assert darkening_above(darkening, target, int(0.4 * span(landmarks))) > 0.05
+    below = int(target[face.GROUPS["right_eye"], 1].min())
+    assert darkening[below:].max() == 0  # no fold below the brows
+
+
+def test_lowered_brows_draw_furrows_between_them(landmarks):
+    inner = [107, 66, 55, 65, 336, 296, 285, 295]
+    darkening = shaded(landmarks, moved(landmarks, inner, 0.08))
+    x0, x1 = int(landmarks[107, 0]), int(landmarks[336, 0])
+    y0, y1 = int(landmarks[107, 1] - 0.1 * span(landmarks)), int(landmarks[168, 1])
+    between = darkening[y0:y1, x0:x1]
+    assert between.max() > 0.08
+    assert darkening[y1 + 5:].max() < 1e-6
+
+
+def test_a_raised_cheek_deepens_its_own_nasolabial_fold_with_the_bulge_lit(landmarks):
+    target = moved(landmarks, CHEEK["right"], -0.05)
+    darkening = shaded(landmarks, target)
+    middle = int(landmarks[9, 0])
+    fold = landmarks[[206, 216], :2].mean(axis=0).astype(int)
+    assert darkening[fold[1] - 6:fold[1] + 6, fold[0] - 6:fold[0] + 6].max() > 0.08
+    assert darkening[:, middle + 5:].max() < 1e-6  # the other side's cheek did not move
+    assert darkening.min() < 0  # the cheek bulging over the fold is lit
+
+
+def test_strength_follows_the_move_and_stays_bounded(landmarks):
+    peaks = [darkening_above(shaded(landmarks, brows_raised(landmarks, rise)), landmarks,
+                             int(0.5 * span(landmarks))) for rise in (0.02, 0.04, 0.1, 0.3)]
+    assert peaks[0] < peaks[1] < peaks[2] and peaks[2] == pytest.approx(peaks[3], abs=1e-3)
+    assert peaks[3] <= CreaseConfig().max_darkening + 1e-3
+    assert creases(landmarks, brows_raised(landmarks), CreaseConfig(depth=0.0)) == []
