@@ -257,6 +257,17 @@ def test_brow_and_mouth_action_units_stay_in_their_regions(identity):
     assert all(np.all(np.isfinite(action_unit(geometry, name))) for name in ACTION_UNITS)
 
 
+
+def test_the_lips_action_units_leave_the_nose_alone(identity):
+    """Lifting the skin under the nose tip into the nose turned its thin triangles over: a
+    dark ring at the nostril on every smile. The lips' AUs stop at the nose's base."""
+    geometry = FaceGeometry(identity)
+    under_the_nose = [2, 94, 19, 141, 370, 125, 354, 241, 461]  # subnasale, columella, nostril floor
+    for name in ("AU10", "AU12", "AU20", "AU23", "AU25"):
+        field = action_unit(geometry, name)
+        assert np.abs(field[under_the_nose]).max() < 1e-3, name
+        assert np.linalg.norm(field[GROUPS["lips"]], axis=1).max() > 0.03, name
+
 def test_neutral_adds_no_emotion(driver, identity, silent_clip):
     n_frames = frames_of(silent_clip)
     track = driver.drive(silent_clip, NEUTRAL, identity, n_frames, FPS)

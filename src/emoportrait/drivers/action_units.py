@@ -50,6 +50,9 @@ _MIDLINE = (10, 168, 6, 197, 195, 5, 4, 1, 2, 152)
 _INNER_LIP_UPPER, _INNER_LIP_LOWER = 13, 14
 # Lowest point of the chin: with the lower lip, the part of the face the jaw carries.
 _CHIN = 152
+# The nose's base (subnasale) and the outer points of its wings: the lips' AUs stop there.
+_SUBNASALE = 2
+_NOSE_WING_OUTER = (64, 294)
 _SIDE_BLEND = 0.2  # a one-sided mouth AU fades out over this (half mouth widths) across the midline
 
 
@@ -70,6 +73,8 @@ class ActionUnitConfig:
     lip_sigma: float = 0.15         # whole-lip AUs: the lips and the skin just around them
     cutoff_sigmas: float = 3.0      # the falloff reaches exactly 0 at this many sigmas
     brow_gate_height: float = 0.15  # brow AUs fade to 0 over this height above the top of the eyes
+    nose_gate_height: float = 0.05  # the lips' AUs fade to 0 over this height below the nose's base
+    nose_gate_side: float = 0.06    # ... and back to full beside the nose wings over this width
 
     au1_inner_brow_raise: float = 0.16   # lift of the inner brow end (tapers to 0 at the outer end)
     au2_outer_brow_raise: float = 0.16   # lift of the outer brow end (tapers to 0 at the inner end)
@@ -192,6 +197,15 @@ class FaceGeometry:
         eyes = np.concatenate([GROUPS["right_eye"], GROUPS["left_eye"]])
         eye_top = self.points[eyes, 1].min()
         return smoothstep((eye_top - self.points[:, 1]) / height)
+
+    def nose_gate(self, height: float, side_ramp: float) -> np.ndarray:
+        """``(478,)`` 0 on the nose at and above its base (the subnasale), rising to 1
+        ``height`` below it; beside the nose (past the nose wings, over ``side_ramp``) 1."""
+        x, y = self.points[:, 0], self.points[:, 1]
+        half_width = abs(self.points[_NOSE_WING_OUTER[1], 0] - self.points[_NOSE_WING_OUTER[0], 0]) / 2.0
+        beside = smoothstep((np.abs(x - self.midline_x) - half_width) / side_ramp + 0.5)
+        below = smoothstep((y - self.points[_SUBNASALE, 1]) / height)
+        return np.maximum(below, beside)
 
 
 # ----------------------------------------------------------------- spreading moves
@@ -391,7 +405,7 @@ def _corner_field(
     on_side = np.sign(geometry.lip_offset(lips)) == _OUTWARD_X[side]
     weight = np.where(on_side, 1.0 - geometry.lip_profile(lips), 0.0)
     moves = np.outer(weight, _canonical(move, side))
-    field = spread(geometry, lips, moves, config.corner_sigma, config)
+    field = _off_the_nose(geometry, spread(geometry, lips, moves, config.corner_sigma, config), config)
     outward = _OUTWARD_X[side] * (geometry.points[:, 0] - geometry.mouth_centre_x) / geometry.mouth_half_width
     return field * smoothstep(outward / _SIDE_BLEND + 0.5)[:, None]  # nothing beyond the midline
 
@@ -429,11 +443,17 @@ def _lower_lips(geometry: FaceGeometry) -> np.ndarray:
     return np.concatenate([arcs.lower for arcs in _lip_contours(geometry)])
 
 
+def _off_the_nose(geometry: FaceGeometry, field: np.ndarray, config: ActionUnitConfig) -> np.ndarray:
+    """A lip AU's ``(478, 3)`` field, kept off the nose: the skin under the nose tip is thin in
+    view, and lifting it into the nose turns its triangles over (a dark ring at the nostril)."""
+    return field * geometry.nose_gate(config.nose_gate_height, config.nose_gate_side)[:, None]
+
+
 def upper_lip_raise(geometry: FaceGeometry, lift: float, config: ActionUnitConfig) -> np.ndarray:
     """The upper lip lifted by ``lift`` at its centre (0 at the corners): ``(478, 3)``."""
     lips = _upper_lips(geometry)
     moves = np.outer(geometry.lip_profile(lips), [0.0, -lift, 0.0])
-    return spread(geometry, lips, moves, config.lip_sigma, config)
+    return _off_the_nose(geometry, spread(geometry, lips, moves, config.lip_sigma, config), config)
 
 
 def lower_lip_lower(
@@ -465,7 +485,7 @@ def lip_pucker(
     moves = np.zeros((len(lips), 3))
     moves[:, 0] = -contraction * geometry.lip_offset(lips)
     moves[:, 2] = -protrusion
-    return spread(geometry, lips, moves, config.lip_sigma, config)
+    return _off_the_nose(geometry, spread(geometry, lips, moves, config.lip_sigma, config), config)
 
 
 def lip_stretch(
@@ -480,7 +500,7 @@ def lip_stretch(
     moves = np.zeros((len(lips), 3))
     moves[:, 0] = stretch * geometry.lip_offset(lips)
     moves[:, 1] = corner_drop * (1.0 - geometry.lip_profile(lips))
-    return spread(geometry, lips, moves, config.lip_sigma, config)
+    return _off_the_nose(geometry, spread(geometry, lips, moves, config.lip_sigma, config), config)
 
 
 def _au10(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:
@@ -525,7 +545,7 @@ def _au23(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:
                                np.zeros(len(inner))])
     moves = np.stack([-config.au23_contraction * geometry.lip_offset(lips),
                       config.au23_thinning * thinning, np.zeros(len(lips))], axis=1)
-    return spread(geometry, lips, moves, config.lip_sigma, config)
+    return _off_the_nose(geometry, spread(geometry, lips, moves, config.lip_sigma, config), config)
 
 
 def jaw_weight(geometry: FaceGeometry, config: ActionUnitConfig) -> np.ndarray:
