@@ -9,8 +9,9 @@ people read expressions by them as much as by the shapes:
   the part of the brow that rises (the middle for AU1 alone);
 * **glabellar furrows** (AU4): vertical lines between lowered, gathered brows, and a
   horizontal line over the root of the nose;
-* **nasolabial furrow** (AU6, AU9, AU10, AU12): from the nose wing past the lip corner,
-  deeper as the cheek, the nose wing or the lip corner rise; the cheek bulges over it;
+* **nasolabial furrow** (AU6, AU9): from the nose wing past the lip corner, deeper as
+  the cheek or the nose wing rise; the cheek bulges over it (the lip corner is not
+  judged: speech moves it);
 * **infraorbital furrow and crow's feet** (AU6): under the lower lid and fanning out
   from the outer eye corner as the cheek rises;
 * **nose wrinkles** (AU9): oblique lines on the side of the nose as it wrinkles.
@@ -18,8 +19,8 @@ people read expressions by them as much as by the shapes:
 How far each is drawn is measured from the landmarks alone: the driven face is
 aligned onto the frame's own face on the rigid points (so head motion cancels), and
 each region's move is taken in eye spans (the distance between the outer eye
-corners). Speech moves none of these regions, so the creases do not flicker with
-the mouth; moves away from a fold (brows lowered on a frame whose brows were raised)
+corners). Speech moves none of these regions (brows, cheeks, nose), so the creases
+do not flicker with the mouth; moves away from a fold (brows lowered on a frame whose brows were raised)
 draw nothing. Each crease is a soft dark line (Gaussian profile) that multiplies the
 skin, redder in the shadow, and for a fold a soft highlight on the side that bulges:
 the skin's own texture stays.
@@ -59,7 +60,6 @@ _LOWER_LID_MIDDLE = {"right": 145, "left": 374}
 _OUTER_CANTHUS = {"right": 130, "left": 359}
 _CROWS_FEET_TOWARD = {"right": (156, 34, 116), "left": (383, 264, 345)}
 _NOSE_WRINKLES = {"right": ((188, 122), (174, 196)), "left": ((412, 351), (399, 419))}
-_LIP_CORNER = {"right": 61, "left": 291}
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,6 @@ class CreaseConfig:
     brow_rise_moves: tuple[float, float] = (0.012, 0.07)     # AU1/AU2: brow points up
     brow_lower_moves: tuple[float, float] = (0.012, 0.07)    # AU4: inner brow down or toward the midline
     cheek_rise_moves: tuple[float, float] = (0.008, 0.04)    # AU6: cheek surface up
-    corner_rise_moves: tuple[float, float] = (0.015, 0.08)   # AU12: lip corner up
     wing_rise_moves: tuple[float, float] = (0.008, 0.04)     # AU9: nose wing up
     nose_side_moves: tuple[float, float] = (0.008, 0.035)    # AU9: side of the nose up
     forehead_depth: float = 0.10
@@ -190,9 +189,7 @@ def creases(source: np.ndarray, target: np.ndarray, config: CreaseConfig = Creas
         furrow = np.stack([low + t * (high - low) for t in np.linspace(-0.1, 1.6, 6)])
         add(furrow, np.full(len(furrow), strength), config.glabella_depth, config.glabella_width)
         cheek = _rise(moves, CHEEK[side])
-        fold = max(_ramp(cheek, config.cheek_rise_moves),
-                   _ramp(_rise(moves, (_LIP_CORNER[side],)), config.corner_rise_moves),
-                   _ramp(_rise(moves, NOSE_WING[side]), config.wing_rise_moves))
+        fold = max(_ramp(cheek, config.cheek_rise_moves), _ramp(_rise(moves, NOSE_WING[side]), config.wing_rise_moves))
         line = points[list(_NASOLABIAL[side])]
         add(line, np.full(len(line), fold), config.nasolabial_depth, config.nasolabial_width,
             points[CHEEK[side][0]])
