@@ -294,3 +294,10 @@ def test_syncnet_inputs_follow_the_public_evaluator(tmp_path):
     np.testing.assert_allclose(video[0], [10, 100, 200])      # BGR, 0-255
     expected = python_speech_features.mfcc(speech.astype(np.float64) * 32768.0, 16000)
     np.testing.assert_allclose(sound[1], expected[4], rtol=1e-4, atol=1e-3)   # window 1 starts at step 4
+
+
+def test_find_videos_skips_hidden_files_and_folders(tmp_path):
+    for name in ("a.mp4", "._a.mp4", ".cache/b.mp4", "sub/c.mov"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert [p.relative_to(tmp_path).as_posix() for p in run.find_videos([tmp_path])] == ["a.mp4", "sub/c.mov"]

@@ -28,6 +28,8 @@ def test_parse(text, intensity, expected):
     ("joyful", None, "unknown emotion 'joyful'; choose from neutral, happy"),
     ("happy", 1.5, "intensity of 'happy' is 1.5; it must be between 0 and 1"),
     ("happy", -0.1, "must be between 0 and 1"),
+    ("neutral", 5.0, "intensity of 'neutral' is 5; it must be between 0 and 1"),
+    ("happy", float("nan"), "intensity of 'happy' is nan"),
     ("angry:0.8,sad:0.4", None, "add up to 1.2"),
     ("angry:0.5,sad:0.4", 0.5, "inside the mixture"),
     ("angry:lots", None, "'lots' of 'angry' is not a number"),

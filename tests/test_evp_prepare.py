@@ -136,6 +136,15 @@ def test_discover_mead_layout_uses_m4a_or_the_videos_own_track(dataset):
     assert clips["W009_happy_1_002"].audio == clips["W009_happy_1_002"].video
 
 
+def test_hidden_files_in_a_mead_tree_are_skipped(tmp_path):
+    """A macOS copy leaves ``._001.mp4`` AppleDouble files beside each clip; they made the
+    clip-name check refuse the whole tree."""
+    mead_clip(tmp_path, "M003", "happy", "001").write_bytes(b"")
+    (tmp_path / "M003" / "video" / "front" / "happy" / "level_1" / "._001.mp4").write_bytes(b"\0\5\26\7")
+    mead_clip(tmp_path / ".Trashes", "M009", "happy", "001").write_bytes(b"")
+    assert [clip.clip_id for clip in discover(tmp_path)] == ["M003_happy_1_001"]
+
+
 def test_bad_roots_are_one_line_input_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         discover(tmp_path / "missing")

@@ -22,7 +22,7 @@ from emoportrait.analysis.recognizers.dan import DanRecognizer
 from emoportrait.analysis.recognizers.datasets import read_dataset
 from emoportrait.analysis.recognizers.fan import FanRecognizer
 from emoportrait.analysis.recognizers.stcnn import StcnnRecognizer
-from emoportrait.analysis.recognizers.training import TrainConfig, train_recognizer
+from emoportrait.analysis.recognizers.training import RECIPES, TrainConfig, resolve, train_recognizer
 from emoportrait.errors import InputError
 
 SIZE = 32
@@ -288,3 +288,17 @@ def test_bad_model_dataset_pairs_and_checkpoints_are_refused(rafdb, tmp_path):
     (tmp_path / CONFIG_FILE).write_text("model: dan\n")
     with pytest.raises(InputError, match="config.yaml is incomplete"):
         load_recognizer(tmp_path)
+
+
+@pytest.mark.parametrize("model,config,message", [
+    ("dan", TrainConfig(image_size=33), "image size 33 does not fit this network: it takes a multiple of 32"),
+    ("fan", TrainConfig(image_size=16), "a multiple of 32"),
+    ("stcnn", TrainConfig(image_size=4), "it takes at least 5 pixels"),
+    ("stcnn", TrainConfig(frames=5), "5 frames per sample are too few for this network: it takes at least 17"),
+    ("dan", TrainConfig(lr=float("nan")), "lr must be positive, got nan"),
+    ("dan", TrainConfig(lr=-1.0), "lr must be positive, got -1"),
+])
+def test_settings_the_network_cannot_take_are_refused_before_training(model, config, message):
+    with pytest.raises(InputError, match=message):
+        resolve(config, RECIPES[model])
+    assert resolve(TrainConfig(), RECIPES[model]).image_size == RECIPES[model].image_size

@@ -78,7 +78,9 @@ def parse_emotion(text: str, intensity: float | None = None) -> EmotionSpec:
             amount = float(value) if value.strip() else (1.0 if intensity is None else float(intensity))
         except ValueError:
             raise InputError(f"intensity '{value}' of '{name}' is not a number") from None
-        if name == "neutral":
+        if name == "neutral":  # carries nothing, but an impossible intensity is still a mistake
+            if not 0.0 <= amount <= 1.0:
+                raise InputError(f"intensity of 'neutral' is {amount:g}; it must be between 0 and 1")
             continue
         weights[name] = weights.get(name, 0.0) + amount
     return EmotionSpec(weights)

@@ -59,6 +59,12 @@ def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def is_hidden(path: str | Path, root: str | Path) -> bool:
+    """True when ``path``, or a folder between ``root`` and it, is hidden (its name starts
+    with a dot): macOS's ``._clip.mp4`` AppleDouble files, ``.Trashes``, ``.git``."""
+    return any(part.startswith(".") for part in Path(path).relative_to(root).parts)
+
+
 def _require_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():

@@ -136,7 +136,8 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
     videos = []
     for item in inputs:
         if item.is_dir():
-            videos += sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            videos += sorted(p for p in item.rglob("*")
+                             if p.suffix.lower() in VIDEO_SUFFIXES and not media.is_hidden(p, item))
         elif item.is_file():
             videos.append(item)
         else:

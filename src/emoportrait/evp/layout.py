@@ -43,6 +43,7 @@ from pathlib import Path
 
 from ..emotions import EMOTIONS, canonical_emotion
 from ..errors import InputError
+from ..media import is_hidden
 
 PLAIN_MANIFEST = "dataset.csv"
 """File name of the plain layout's CSV when ``root`` is a folder."""
@@ -164,7 +165,7 @@ def _mead_sentence(key: tuple[str, str, str], sentences: dict | None, by_number:
 def _discover_mead(root: Path, sentences: dict | None, by_number: bool) -> list[ClipSource]:
     """The clips of MEAD's folder layout under ``root`` (empty if there are none)."""
     clips = []
-    for video in sorted(root.glob(MEAD_VIDEO_GLOB)):
+    for video in sorted(path for path in root.glob(MEAD_VIDEO_GLOB) if not is_hidden(path, root)):
         level_dir, emotion_dir = video.parent, video.parent.parent
         subject = _checked_name(emotion_dir.parents[2].name, "subject folder", str(root))
         if emotion_dir.name not in EMOTIONS:

@@ -68,17 +68,21 @@ class Recipe:
     frames: int           # FAN: frames per training sample; STCNN: clip depth; DAN: 1
     val_batch: int | None  # None: the training batch
     has_trunk: bool       # a ResNet-18 trunk that --backbone can initialise
+    size_step: int = 1    # image sizes the network takes: multiples of this ...
+    min_size: int = 1     # ... of at least this
+    min_frames: int = 1   # fewest frames a sample may have
 
 
 RECIPES: dict[str, Recipe] = {
     "dan": Recipe(("rafdb", "affectnet8"), epochs=40, batch=256, lr=0.1, momentum=0.9, weight_decay=1e-4,
-                  lr_step=10, lr_gamma=0.1, image_size=dan.INPUT_SIZE, frames=1, val_batch=None, has_trunk=True),
+                  lr_step=10, lr_gamma=0.1, image_size=dan.INPUT_SIZE, frames=1, val_batch=None, has_trunk=True,
+                  size_step=32, min_size=32),
     "fan": Recipe(("ckplus",), epochs=60, batch=48, lr=1e-2, momentum=0.9, weight_decay=1e-4,
                   lr_step=30, lr_gamma=0.2, image_size=fan.INPUT_SIZE, frames=fan.TRAIN_FRAMES, val_batch=1,
-                  has_trunk=True),
+                  has_trunk=True, size_step=32, min_size=32),
     "stcnn": Recipe(("smic",), epochs=100, batch=16, lr=0.01, momentum=0.0, weight_decay=0.0,
                     lr_step=1, lr_gamma=1.0, image_size=stcnn.INPUT_SIZE, frames=stcnn.DEPTH, val_batch=None,
-                    has_trunk=False),
+                    has_trunk=False, min_size=5, min_frames=17),
 }
 
 
@@ -123,7 +127,8 @@ def resolve(config: TrainConfig, recipe: Recipe) -> TrainConfig:
     """``config`` with every ``None`` recipe setting replaced by the recipe's value.
 
     Raises:
-        InputError: a count or rate that is not positive.
+        InputError: a count or rate that is not positive (or not a number), or an image
+            size or frame count the network cannot take.
     """
     defaults = {name: getattr(recipe, name) for name in ("epochs", "batch", "lr", "image_size", "frames")}
     config = dataclasses.replace(config, **{name: value for name, value in defaults.items()
@@ -132,6 +137,14 @@ def resolve(config: TrainConfig, recipe: Recipe) -> TrainConfig:
         value = getattr(config, name)
         if value is not None and not value > 0:
             raise InputError(f"training setting {name} must be positive, got {value}")
+    size = config.image_size
+    if size % recipe.size_step or size < recipe.min_size:
+        rule = f"a multiple of {recipe.size_step}" if recipe.size_step > 1 else f"at least {recipe.min_size}"
+        raise InputError(f"image size {size} does not fit this network: it takes {rule} pixels "
+                         f"(its paper's size is {recipe.image_size}); pass another --image-size")
+    if config.frames < recipe.min_frames:
+        raise InputError(f"{config.frames} frames per sample are too few for this network: "
+                         f"it takes at least {recipe.min_frames}")
     return config
 
 
