@@ -151,9 +151,10 @@ def test_analyze_command_writes_the_report(tmp_path, capsys, generated_videos):
     broken = generated_videos.parent / "broken"
     broken.mkdir(exist_ok=True)
     (broken / "angry_002.mp4").write_bytes(b"\x00" * 100)
-    code = main(["analyze", str(generated_videos), str(broken), "--report", str(out)])
+    code = main(["analyze", str(generated_videos), str(broken), "--report", str(out), "--keep-going"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
+    assert "skipped" in captured.err and "angry_002.mp4" in captured.err
     data = json.loads((out / "results.json").read_text())
     videos = {record["video"].rsplit("/", 1)[-1]: record for record in data["videos"]}
     assert videos["happy_001.mp4"]["predictions"]["mini-xception (FER2013)"]["label"] == "happy"
@@ -161,6 +162,21 @@ def test_analyze_command_writes_the_report(tmp_path, capsys, generated_videos):
     assert videos["angry_002.mp4"]["error"]  # reported, not fatal
     assert (out / "index.html").exists() and (out / "confusion_mini_xception_fer2013.png").exists()
     assert "accuracy" in captured.out
+
+
+def test_analyze_fails_when_videos_fail_unless_asked_to_keep_going(tmp_path, capsys, generated_videos):
+    pytest.importorskip("h5py")
+    broken = tmp_path / "angry_002.mp4"
+    broken.write_bytes(b"\x00" * 100)
+    assert main(["analyze", str(broken), "--report", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # on its own line, after the progress bar
+    assert last.startswith("emoportrait: error:") and "none of the 1 video(s) could be analysed" in last
+    assert not (tmp_path / "none").exists()
+    code = main(["analyze", str(generated_videos / "happy_001.mp4"), str(broken), "--report", str(tmp_path / "r")])
+    captured = capsys.readouterr()
+    assert code == 2 and "1 of 2 videos could not be analysed" in captured.err and "--keep-going" in captured.err
+    assert (tmp_path / "r" / "index.html").exists()  # the report of what could be analysed is kept
 
 
 def test_analyze_bad_inputs(tmp_path, capsys):

@@ -309,7 +309,13 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
         syncnet = SyncNetHook(args.syncnet_model)
     results = run.analyse_videos(videos, truths, recognizers, args.protocol, references, progress=True,
                                  syncnet=syncnet)
-    notes += [f"{r.path}: {r.error}" for r in results if r.error]
+    failed = [r for r in results if r.error]
+    if len(failed) == len(results):
+        raise InputError(f"none of the {len(results)} video(s) could be analysed; the first: "
+                         f"{failed[0].path}: {failed[0].error}")
+    for result in failed:
+        print(f"emoportrait: warning: skipped {result.path}: {result.error}", file=sys.stderr)
+    notes += [f"{r.path}: {r.error}" for r in failed]
     dataset_metrics = {}
     scored = [r.sync for r in results if r.sync is not None]
     if scored:
@@ -330,6 +336,9 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
         if summary.videos:
             print(f"{summary.info.name}: accuracy {summary.accuracy:.2f} over {summary.videos} labelled video(s)")
     print(f"wrote {args.report / 'index.html'}")
+    if failed and not args.keep_going:
+        raise InputError(f"{len(failed)} of {len(results)} videos could not be analysed (listed above and in "
+                         "the report); pass --keep-going to accept a report without them")
 
 
 def _cmd_train_recognizer(args: argparse.Namespace) -> None:
@@ -471,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--protocol", choices=["mean", "vote", "last3"], default="mean",
                          help="how frame predictions make a video's (default: %(default)s)")
     analyze.add_argument("--report", type=Path, default=Path("report"), help="report folder (default: %(default)s)")
+    analyze.add_argument("--keep-going", action="store_true",
+                         help="exit 0 when some videos cannot be analysed (they are listed in the report)")
     analyze.set_defaults(handler=_cmd_analyze)
 
     train = commands.add_parser("train", help="train a model").add_subparsers(

@@ -15,7 +15,6 @@ Frame recognizers give a video-level prediction by one of three protocols:
 from __future__ import annotations
 
 import csv
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,6 @@ from .labels import emotion_from_path
 from .recognizers import ClipRecognizer, FrameRecognizer
 from .syncnet import SyncNetHook, SyncScores
 
-logger = logging.getLogger(__name__)
 
 Protocol = Literal["mean", "vote", "last3"]
 PROTOCOLS: tuple[str, ...] = ("mean", "vote", "last3")
@@ -125,9 +123,8 @@ def analyse_video(
                                              result.fps)
         if reference is not None:
             result.comparison = metrics.compare_videos(path, reference)
-    except EmoportraitError as exc:
+    except EmoportraitError as exc:  # the caller reports it (a log line here would break the progress bar)
         result.error = str(exc)
-        logger.warning("skipped %s: %s", path, exc)
     return result
 
 
