@@ -405,3 +405,21 @@ def test_prepare_on_real_mead_resamples_to_25_fps_and_keeps_silent_clips_for_lan
         corners, brows = [61, 291], [105, 334]   # lip corners; brow middles (y down)
         assert offsets["happy", 3][corners, 1].mean() < -0.01     # the corners rise in a smile
         assert offsets["surprised", 3][brows, 1].mean() < -0.01   # the brows rise in surprise
+
+
+def test_prepare_command_fails_when_clips_fail_unless_asked_to_keep_going(tmp_path, capsys, monkeypatch):
+    from emoportrait import cli
+    from emoportrait.evp import prepare as preparing
+
+    mead_clip(tmp_path / "mead", "M003", "happy", "001").write_bytes(b"\0" * 64)
+    assert cli.main(["prepare", str(tmp_path / "mead"), "--out", str(tmp_path / "cache")]) == 2
+    assert "none of the 1 clip(s) could be prepared; the first, M003_happy_1_001:" in capsys.readouterr().err
+
+    def some_fail(*args, **kwargs):
+        return preparing.PrepareSummary(out=tmp_path, shard=(0, 1), n_clips=3, n_prepared=3, n_skipped=0,
+                                        failures={"M003_happy_1_002": "no face found"}, seconds=1.0)
+
+    monkeypatch.setattr(preparing, "prepare", some_fail)
+    assert cli.main(["prepare", str(tmp_path / "mead"), "--out", str(tmp_path / "cache")]) == 2
+    assert "1 of 3 clips failed" in capsys.readouterr().err
+    assert cli.main(["prepare", str(tmp_path / "mead"), "--out", str(tmp_path / "cache"), "--keep-going"]) == 0

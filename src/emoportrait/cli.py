@@ -205,6 +205,14 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
     summary = prepare(args.data_root, args.out, shard=parse_shard(args.shard), workers=args.workers, progress=True,
                       sentence_map=args.sentence_map, sentences_by_number=args.sentences_by_number)
     print(summary.describe())
+    failures = summary.failures
+    if failures and len(failures) == summary.n_clips:
+        clip, reason = next(iter(failures.items()))
+        raise InputError(f"none of the {summary.n_clips} clip(s) could be prepared; the first, {clip}: {reason}")
+    if failures and not args.keep_going:
+        raise InputError(f"{len(failures)} of {summary.n_clips} clips failed (listed above and in the manifest); "
+                         "fix them and run again (the rest is kept), or pass --keep-going to accept the cache "
+                         "without them")
 
 
 def _cmd_train_stage(args: argparse.Namespace) -> None:
@@ -445,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--out", type=Path, required=True, help="feature cache folder (resumed if it exists)")
     prepare.add_argument("--shard", default="0/1", help="i/n: prepare every n-th clip from i (job arrays)")
     prepare.add_argument("--workers", type=int, default=1, help="parallel processes")
+    prepare.add_argument("--keep-going", action="store_true",
+                         help="exit 0 when some clips cannot be prepared (they are left out of the cache)")
     prepare.add_argument("--sentence-map", type=Path, help="MEAD: CSV saying which clip of each emotion says "
                          "each sentence (EVP's lists; default: DATA_ROOT/sentence_map.csv)")
     prepare.add_argument("--sentences-by-number", action="store_true",
