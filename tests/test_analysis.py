@@ -185,6 +185,9 @@ def test_analyze_bad_inputs(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["analyze", str(tmp_path / "empty"), "--report", str(tmp_path / "r")]) == 2
     assert "no videos" in capsys.readouterr().err
+    (tmp_path / "report.html").write_text("")
+    assert main(["analyze", str(tmp_path / "empty"), "--report", str(tmp_path / "report.html")]) == 2
+    assert "output folder" in capsys.readouterr().err  # found before any video is read
 
 
 def test_train_mer_then_analyze_with_it(tmp_path, capsys, generated_videos):

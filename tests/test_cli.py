@@ -94,7 +94,7 @@ def test_track_bad_input(tmp_path, capsys, case):
     out = tmp_path / "t.npz"
     source = tmp_path / "in.mp4"
     expected = {"missing": "does not exist", "corrupt": "truncated or corrupt",
-                "noface": "no face found", "suffix": "must end with one of .npz",
+                "noface": "no face found", "suffix": "must end with .npz",
                 "overwrite": "would overwrite an input"}[case]
     if case == "corrupt":
         source.write_bytes(b"\x00" * 1000)

@@ -191,6 +191,8 @@ def _error_line(capsys, *argv: str) -> str:
     ("noface", "no face found"),
     ("unreadable", "not a readable video"),
     ("suffix", "must end with .mp4"),
+    ("folder", "is a folder; give a file name"),
+    ("under a file", "is a file, not a folder"),
 ])
 def test_generate_bad_input(tmp_path, capsys, speech_file, still_file, case, message):
     speech, target, emotion, extra = speech_file, still_file, "happy", []
@@ -210,7 +212,13 @@ def test_generate_bad_input(tmp_path, capsys, speech_file, still_file, case, mes
         target.write_bytes(b"\x00" * 500)
     elif case == "suffix":
         out = tmp_path / "out.gif"
+    elif case == "folder":
+        out = tmp_path / "videos.mp4"
+        out.mkdir()
+    elif case == "under a file":
+        (tmp_path / "plain").write_text("")
+        out = tmp_path / "plain" / "out.mp4"
     line = _error_line(capsys, "generate", "--speech", str(speech), "--target", str(target),
                        "--emotion", emotion, "-o", str(out), *extra)
     assert message in line
-    assert not out.exists() and not list(tmp_path.glob(".*"))
+    assert (not out.exists() or out.is_dir()) and not list(tmp_path.glob(".*"))

@@ -165,3 +165,18 @@ def test_stereo_is_averaged_to_mono(tmp_path):
     audio, rate = media.read_audio(tmp_path / "stereo.wav")
     assert rate == RATE and audio.shape == (RATE,)
     assert np.abs(audio).max() == pytest.approx(0.8, abs=0.01)
+
+
+def test_outputs_are_checked_before_any_work(tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    media.check_output(tmp_path / "new" / "deeper" / "out.mp4", {".mp4"})  # folders to be made: fine
+    media.check_output_folder(tmp_path / "new_run")
+    with pytest.raises(InputError, match="output folder '.*a_file' is a file; choose a folder name"):
+        media.check_output_folder(tmp_path / "a_file")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        media.check_output_folder(tmp_path / "a_file" / "run")
+    with pytest.raises(InputError, match="must end with one of .mov, .mp4"):
+        media.check_output(tmp_path / "out.gif", {".mp4", ".mov"})
+    monkeypatch.setattr(media.os, "access", lambda path, mode: False)  # a read-only folder (the suite may run as root)
+    with pytest.raises(InputError, match="cannot write in .* \\(permission denied\\); choose another place"):
+        media.check_output(tmp_path / "out.mp4", {".mp4"})

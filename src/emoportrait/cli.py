@@ -20,13 +20,6 @@ from .errors import EmoportraitError, InputError
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv"}
 
 
-def _check_output(path: Path, allowed: set[str], inputs: Sequence[Path] = ()) -> None:
-    if path.suffix.lower() not in allowed:
-        raise InputError(f"output '{path}' must end with one of {', '.join(sorted(allowed))}")
-    if any(path.resolve() == source.resolve() for source in inputs):
-        raise InputError(f"output '{path}' would overwrite an input; choose another name")
-
-
 def _cmd_info(args: argparse.Namespace) -> None:
     from .info import report
 
@@ -38,9 +31,9 @@ def _cmd_track(args: argparse.Namespace) -> None:
     from .config import load_config
     from .face import TrackerConfig
 
-    _check_output(args.output, {".npz"}, [args.input])
+    media.check_output(args.output, {".npz"}, [args.input])
     if args.overlay is not None:
-        _check_output(args.overlay, _VIDEO_SUFFIXES | media.IMAGE_SUFFIXES, [args.input, args.output])
+        media.check_output(args.overlay, _VIDEO_SUFFIXES | media.IMAGE_SUFFIXES, [args.input, args.output])
     config = load_config(TrackerConfig, args.config) if args.config else TrackerConfig()
     if args.no_smooth:
         config = TrackerConfig(**{**config.__dict__, "smooth": False})
@@ -86,9 +79,9 @@ def _print_track_summary(args: argparse.Namespace, result, seconds: float) -> No
 
 
 def _cmd_align_audio(args: argparse.Namespace) -> None:
-    from . import audio
+    from . import audio, media
 
-    _check_output(args.output, {".wav"}, [args.reference, args.other])
+    media.check_output(args.output, {".wav"}, [args.reference, args.other])
     config = audio.AudioConfig()
     reference = audio.load_audio(args.reference, config)
     other = audio.load_audio(args.other, config)
@@ -541,11 +534,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_output_folders(args: argparse.Namespace) -> None:
+    """Every command's output folder (``--out`` of runs, caches and datasets, analyze's
+    ``--report``) is checked before its work starts, not found unwritable at its end."""
+    from . import media
+
+    for name in ("out", "report"):
+        folder = getattr(args, name, None)
+        if isinstance(folder, Path):
+            media.check_output_folder(folder)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="emoportrait: warning: %(message)s")
     try:
+        _check_output_folders(args)
         args.handler(args)
     except EmoportraitError as exc:
         print(f"emoportrait: error: {exc}", file=sys.stderr)

@@ -199,6 +199,49 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return samples, int(rate)
 
 
+def _writable_folder(folder: Path, what: str) -> None:
+    """Raise :class:`InputError` unless ``folder``, or the nearest existing folder above it
+    (where it would be created), is a folder this process may write in."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{what}: '{existing}' is a file, not a folder; choose another place")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{what}: cannot write in '{existing}' (permission denied); choose another place")
+
+
+def check_output(path: str | Path, suffixes: Iterable[str], inputs: Iterable[str | Path] = ()) -> None:
+    """Check an output file's name before any work is done, so a run never fails at its end.
+
+    Raises:
+        InputError: the name lacks one of ``suffixes``, names a folder or one of ``inputs``,
+            or lies where this process cannot write.
+    """
+    path = Path(path)
+    allowed = sorted(suffix.lower() for suffix in suffixes)
+    if path.suffix.lower() not in allowed:
+        choice = allowed[0] if len(allowed) == 1 else "one of " + ", ".join(allowed)
+        raise InputError(f"output '{path}' must end with {choice}")
+    if path.is_dir():
+        raise InputError(f"output '{path}' is a folder; give a file name, e.g. {path / ('out' + allowed[0])}")
+    if any(path.resolve() == Path(source).resolve() for source in inputs):
+        raise InputError(f"output '{path}' would overwrite an input; choose another name")
+    _writable_folder(path.resolve().parent, f"output '{path}'")
+
+
+def check_output_folder(folder: str | Path) -> None:
+    """Check an output folder (a report, a run, a cache) before any work is done.
+
+    Raises:
+        InputError: ``folder`` is a file, or lies where this process cannot write.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"output folder '{folder}' is a file; choose a folder name")
+    _writable_folder(folder.resolve(), f"output folder '{folder}'")
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` on success.

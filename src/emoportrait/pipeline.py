@@ -113,13 +113,6 @@ def _read_target(path: Path, n_frames: int, height: int | None) -> list[np.ndarr
     return frames
 
 
-def _output_path_check(output: Path, inputs: list[Path]) -> None:
-    if output.suffix.lower() != ".mp4":
-        raise InputError(f"output '{output}' must end with .mp4")
-    if any(output.resolve() == source.resolve() for source in inputs):
-        raise InputError(f"output '{output}' would overwrite an input; choose another name")
-
-
 def generate(
     speech: str | Path,
     emotion: EmotionSpec,
@@ -146,7 +139,7 @@ def generate(
         InputError: unreadable or unsuitable inputs (silent speech, no face, ...).
     """
     speech, target, output = Path(speech), Path(target), Path(output)
-    _output_path_check(output, [speech, target])
+    media.check_output(output, {".mp4"}, [speech, target])
     driver = driver or ProceduralDriver()
     renderer = renderer or WarpRenderer()
     timings: dict[str, float] = {}
