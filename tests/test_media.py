@@ -180,3 +180,17 @@ def test_outputs_are_checked_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setattr(media.os, "access", lambda path, mode: False)  # a read-only folder (the suite may run as root)
     with pytest.raises(InputError, match="cannot write in .* \\(permission denied\\); choose another place"):
         media.check_output(tmp_path / "out.mp4", {".mp4"})
+
+
+def test_a_one_frame_gif_is_a_still_and_an_animated_one_keeps_its_rate(tmp_path):
+    """GIFs state a 100 fps time base: a GIF portrait became 609 frames at 100 fps."""
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((32, 32, 3), 20 * i, np.uint8)) for i in range(5)]
+    frames[0].save(tmp_path / "portrait.gif")
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:], duration=40, loop=0)
+    still = media.probe(tmp_path / "portrait.gif")
+    assert still.is_image and still.n_frames == 1 and still.duration_s == 0
+    assert len(list(media.iter_frames(tmp_path / "portrait.gif"))) == 1
+    moving = media.probe(tmp_path / "moving.gif")
+    assert moving.fps == 25 and moving.n_frames == 5

@@ -100,7 +100,11 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Describe a video or image file without decoding its frames."""
+    """Describe a video or image file without decoding its frames.
+
+    A file holding a single frame and no sound (a GIF portrait) is described as a
+    still: ``fps`` None, as for an image.
+    """
     path = _require_file(path)
     if is_image(path):
         height, width = read_image(path).shape[:2]
@@ -121,6 +125,8 @@ def probe(path: str | Path) -> VideoInfo:
             duration = stream.frames / fps
         n_frames = stream.frames or round(duration * fps)
         audio = container.streams.audio[0] if container.streams.audio else None
+        if n_frames == 1 and audio is None:  # a one-frame GIF or video is a still (GIFs state 100 fps)
+            fps, duration = None, 0.0
         return VideoInfo(
             path=path,
             width=stream.codec_context.width,
