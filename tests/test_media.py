@@ -194,3 +194,19 @@ def test_a_one_frame_gif_is_a_still_and_an_animated_one_keeps_its_rate(tmp_path)
     assert len(list(media.iter_frames(tmp_path / "portrait.gif"))) == 1
     moving = media.probe(tmp_path / "moving.gif")
     assert moving.fps == 25 and moving.n_frames == 5
+
+
+def test_a_truncated_wav_is_refused_and_a_streamed_one_is_read(tmp_path):
+    import soundfile
+
+    samples = (0.1 * np.random.default_rng(0).standard_normal(6 * 16000)).astype(np.float32)
+    soundfile.write(tmp_path / "full.wav", samples, 16000, subtype="PCM_16")
+    data = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: int(0.3 * len(data))])
+    with pytest.raises(InputError, match="is truncated: its header states 6.0 s of sound but the file holds 1.8 s"):
+        media.read_audio(tmp_path / "cut.wav")
+    streamed = bytearray(data)
+    streamed[40:44] = b"\xff\xff\xff\xff"  # the data chunk's length left unknown, as pipes write it
+    (tmp_path / "streamed.wav").write_bytes(bytes(streamed))
+    assert len(media.read_audio(tmp_path / "streamed.wav")[0]) == len(samples)
+    assert len(media.read_audio(tmp_path / "full.wav")[0]) == len(samples)

@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import tempfile
+import wave
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -202,7 +203,26 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         except _AV_ERRORS as exc:
             raise InputError(f"'{path}' has a corrupt audio stream ({_one_line(exc)})") from exc
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    _check_complete_wav(path, len(samples), int(rate))
     return samples, int(rate)
+
+
+def _check_complete_wav(path: Path, n_samples: int, rate: int) -> None:
+    """Raise :class:`InputError` when a PCM WAV file holds clearly less sound than its
+    header states (a cut-off download or copy): FFmpeg reads what is there in silence.
+    Headers of streamed WAVs (length 0 or 0xFFFFFFFF: unknown) are not judged."""
+    if path.suffix.lower() != ".wav":
+        return
+    try:
+        with wave.open(str(path), "rb") as header:
+            stated, width, channels = header.getnframes(), header.getsampwidth(), header.getnchannels()
+    except (wave.Error, EOFError, OSError):  # not plain PCM: nothing to compare with
+        return
+    if not 0 < stated * width * channels < 0xFFFFFFF0:
+        return
+    if stated - n_samples > max(0.05 * stated, 0.1 * rate):
+        raise InputError(f"'{path}' is truncated: its header states {stated / rate:.1f} s of sound but the file "
+                         f"holds {n_samples / rate:.1f} s; copy or export it again")
 
 
 def _writable_folder(folder: Path, what: str) -> None:
