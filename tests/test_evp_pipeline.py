@@ -111,6 +111,9 @@ def test_audio2lm_validates_on_clips_it_does_not_train_on(trained):
 
 @pytest.mark.parametrize("case,message", [
     ("wrong_init", "audio2lm starts from a disentangle run"),
+    ("wrong_stage_init", "is an audio2lm run; disentangle starts from one content and one emotion run"),
+    ("twice_init", "is a second content run"),
+    ("init_of_pretraining", "emotion is pretrained from scratch; --init is for disentangle"),
     ("wrong_weights", "the learned driver needs an audio2lm run"),
     ("unknown_subject", "subject 'X999' has no prepared clip"),
     ("no_cache", "is not a prepared EVP feature cache"),
@@ -124,6 +127,12 @@ def test_bad_input_is_one_line(trained, tmp_path, capsys, case, message):
     argv = {
         "wrong_init": ["train", "audio2lm", "--data", str(cache), "--out", str(tmp_path / "r"), "--init",
                        str(runs / "content"), "--subject", "M001"],
+        "wrong_stage_init": ["train", "disentangle", "--data", str(cache), "--out", str(tmp_path / "r"),
+                             "--init", f"{runs / 'audio2lm'},{runs / 'emotion'}"],
+        "twice_init": ["train", "disentangle", "--data", str(cache), "--out", str(tmp_path / "r"),
+                       "--init", f"{runs / 'content'},{runs / 'content'}"],
+        "init_of_pretraining": ["train", "emotion", "--data", str(cache), "--out", str(tmp_path / "r"),
+                                "--init", str(runs / "content")],
         "wrong_weights": ["generate", "--driver", "learned", "--weights", str(runs / "disentangle"), "--speech",
                           speech, "--target", portrait, "-o", str(tmp_path / "o.mp4")],
         "unknown_subject": ["train", "audio2lm", "--data", str(cache), "--out", str(tmp_path / "r"), "--init",

@@ -341,12 +341,21 @@ def train_stage(stage_name: str, cache_dir: Path, out: Path, engine: EngineConfi
     config = StageConfig(stage=stage_name, **settings)
     val_split = "val" if cache.speech("val") else "train"
     torch.manual_seed(engine.seed)  # the stage's initial weights: same seed, same run
+    if init and stage_name in ("content", "emotion"):
+        raise InputError(f"{stage_name} is pretrained from scratch; --init is for disentangle "
+                         "(runs/content,runs/emotion) and audio2lm (runs/dis)")
     if stage_name == "content":
         stage, train, val = ContentStage(config), PairDataset(cache, "train"), PairDataset(cache, val_split)
     elif stage_name == "emotion":
         stage, train, val = EmotionStage(config), WindowDataset(cache, "train"), WindowDataset(cache, val_split)
     elif stage_name == "disentangle":
-        runs = {read_stage(run): run for run in init}
+        runs: dict[str, Path] = {}
+        for run in init:
+            kind = read_stage(run)
+            if kind not in ("content", "emotion") or kind in runs:
+                raise InputError(f"'{run}' is a{' second' if kind in runs else 'n'} {kind} run; disentangle "
+                                 "starts from one content and one emotion run: give --init runs/content,runs/emotion")
+            runs[kind] = Path(run)
         missing = [name for name in ("content", "emotion") if name not in runs]
         if missing:
             logger.warning("disentangle starts its %s encoder(s) from scratch; EVP starts from the pretrained "
