@@ -35,11 +35,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import shortest_path
 
 from ..errors import InputError
-from ..face.landmarks import CHEEK, GROUPS, N_LANDMARKS, NOSE_SIDE, NOSE_WING, RIGID, contour_halves
+from ..face.landmarks import CHEEK, GROUPS, N_LANDMARKS, NOSE_SIDE, NOSE_WING, RIGID, SIDES, contour_halves
 from ..ramps import smoothstep
 
-SIDES = ("right", "left")
-"""The subject's sides; "right" is at negative canonical x (image left)."""
 
 _SIDE_SUFFIX = {"R": "right", "L": "left"}
 _OUTWARD_X = {"right": -1.0, "left": 1.0}  # sign of canonical x pointing away from the midline

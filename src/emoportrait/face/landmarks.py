@@ -114,6 +114,9 @@ _EYE_CORNERS = [33, 133, 362, 263]
 RIGID = np.array(sorted(set(_UPPER_OVAL) | set(_EYE_CORNERS) | set(GROUPS["nose"].tolist())))
 """Indices of landmarks that stay (nearly) rigid under expression and speech."""
 
+SIDES = ("right", "left")
+"""The subject's sides; "right" is at image left (negative canonical x)."""
+
 # Skin regions that expressions move, per side of the subject ("right": image left).
 CHEEK = {"right": (50, 101, 118, 117, 119, 100, 36, 205),
          "left": (280, 330, 347, 346, 348, 329, 266, 425)}

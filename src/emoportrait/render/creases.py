@@ -33,14 +33,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..face.landmarks import CHEEK, NOSE_SIDE, NOSE_WING, RIGID
+from ..face.landmarks import CHEEK, NOSE_SIDE, NOSE_WING, RIGID, SIDES
 from ..geometry import umeyama
 from ..ramps import smoothstep
 
 SHADOW_TINT = np.array([0.8, 1.0, 1.1], np.float32)
 """Per-channel (RGB) share of a darkening: skin in shadow turns redder (light scatters in it)."""
 
-SIDES = ("right", "left")
 _OUTER_EYE_CORNERS = (33, 263)
 _MEDIAL = {"right": 1.0, "left": -1.0}  # sign of image x toward the midline, per side
 
