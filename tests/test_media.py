@@ -210,3 +210,24 @@ def test_a_truncated_wav_is_refused_and_a_streamed_one_is_read(tmp_path):
     (tmp_path / "streamed.wav").write_bytes(bytes(streamed))
     assert len(media.read_audio(tmp_path / "streamed.wav")[0]) == len(samples)
     assert len(media.read_audio(tmp_path / "full.wav")[0]) == len(samples)
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_a_phone_clip_is_shown_as_its_display_matrix_turns_it(tmp_path, degrees):
+    """Phones store portrait clips as landscape frames plus a rotation; it was dropped."""
+    stored = np.full((32, 48, 3), 16, np.uint8)
+    stored[:8, :16] = 240  # a bright block in the stored frame's top-left corner
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.set_display_rotation(degrees)
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        container.mux(stream.encode())
+    shown = np.rot90(stored, degrees // 90)  # counterclockwise, as ffmpeg and players show it
+    info = media.probe(path)
+    assert (info.height, info.width) == shown.shape[:2]
+    frame = next(media.iter_frames(path))
+    assert frame.shape == shown.shape
+    assert np.abs(frame.astype(int) - shown).mean() < 4

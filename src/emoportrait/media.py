@@ -101,7 +101,8 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Describe a video or image file without decoding its frames.
+    """Describe a video or image file, decoding at most its first frame (for the display
+    rotation: the size is the size frames are shown and yielded at).
 
     A file holding a single frame and no sound (a GIF portrait) is described as a
     still: ``fps`` None, as for an image.
@@ -128,16 +129,41 @@ def probe(path: str | Path) -> VideoInfo:
         audio = container.streams.audio[0] if container.streams.audio else None
         if n_frames == 1 and audio is None:  # a one-frame GIF or video is a still (GIFs state 100 fps)
             fps, duration = None, 0.0
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if _first_rotation(container, stream) % 2:  # a phone's portrait clip: shown turned
+            width, height = height, width
         return VideoInfo(
             path=path,
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
+            width=width,
+            height=height,
             fps=fps,
             n_frames=int(n_frames),
             duration_s=float(duration),
             has_audio=audio is not None,
             audio_sample_rate=audio.codec_context.sample_rate if audio is not None else None,
         )
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    """Quarter turns counterclockwise (0-3) that show ``frame`` upright, from its display
+    matrix (phones store portrait clips as landscape frames and a rotation)."""
+    return round(frame.rotation / 90) % 4
+
+
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a decoded frame, turned as its display matrix says
+    (as players and ffmpeg show it)."""
+    return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), _rotation(frame)))
+
+
+def _first_rotation(container: av.container.InputContainer, stream) -> int:
+    """:func:`_rotation` of the stream's first frame (0 if none decodes)."""
+    try:
+        for frame in container.decode(stream):
+            return _rotation(frame)
+    except _AV_ERRORS:
+        pass
+    return 0
 
 
 def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
@@ -158,7 +184,7 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                yield _upright(frame)
                 index += 1
         except _AV_ERRORS as exc:
             raise InputError(
