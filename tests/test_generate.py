@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from emoportrait import audio, face, media, tracking
+from emoportrait import alignment, audio, face, media, tracking
 from emoportrait.analysis.metrics import lagged_correlation
 from emoportrait.cli import main
 from emoportrait.emotions import parse_emotion
@@ -222,3 +222,35 @@ def test_generate_bad_input(tmp_path, capsys, speech_file, still_file, case, mes
                        "--emotion", emotion, "-o", str(out), *extra)
     assert message in line
     assert (not out.exists() or out.is_dir()) and not list(tmp_path.glob(".*"))
+
+
+def _video_with_face_gone(path, rolling_frames, hidden: slice) -> np.ndarray:
+    """The rolling portrait with the frames in ``hidden`` replaced by an empty grey wall."""
+    frames = rolling_frames[0].copy()
+    frames[hidden] = 128
+    media.write_video(path, frames, FPS)
+    return frames
+
+
+def test_frames_without_the_face_pass_through_unchanged(tmp_path, speech_file, rolling_frames):
+    """A target losing its face for 0.6 s had the mouth interior pasted onto the wall."""
+    target = tmp_path / "gone.mp4"
+    _video_with_face_gone(target, rolling_frames, slice(12, 27))
+    out = tmp_path / "out.mp4"
+    summary = generate(speech_file, parse_emotion("happy"), target, out)
+    schedule = alignment.pingpong_schedule(40, summary.n_frames)
+    hidden = (schedule >= 12) & (schedule < 27)
+    rendered = media.read_frames(out).astype(int)
+    changed = (np.abs(rendered - 128) > 20).any(axis=-1).mean(axis=(1, 2))
+    assert hidden.any() and changed[hidden].max() == 0
+    assert changed[~hidden].min() > 0.3
+    assert f"no face in view on {hidden.sum()} of {summary.n_frames} frame(s)" in summary.notes
+
+
+def test_a_target_mostly_without_a_face_is_refused(tmp_path, capsys, speech_file, rolling_frames):
+    target = tmp_path / "empty_room.mp4"
+    _video_with_face_gone(target, rolling_frames, slice(8, 40))
+    out = tmp_path / "out.mp4"
+    line = _error_line(capsys, "generate", "--speech", str(speech_file), "--target", str(target), "-o", str(out))
+    assert "the face is in view on only 8 of the 40 frames" in line
+    assert not out.exists()

@@ -11,7 +11,8 @@ The whole data flow of the design, composed from the stages:
    eased where it would fold the face mesh (:mod:`.unfold`);
 4. 3D-aware alignment → output landmarks ``(T, 478, 3)`` in pixels, with the
    target frame's own pose (:mod:`.geometry`);
-5. renderer → frames, muxed with the speech into the mp4 (:mod:`.render`, :mod:`.media`).
+5. renderer → frames, muxed with the speech into the mp4 (:mod:`.render`, :mod:`.media`);
+   target frames where the face is out of view are passed through unchanged.
 
 The output has exactly ``ceil(duration × fps)`` frames at the target's frame rate
 (25 fps for a still portrait); the target video is looped back and forth or
@@ -33,7 +34,7 @@ from .drivers import Driver
 from .drivers.procedural import ProceduralDriver
 from .emotions import EmotionSpec
 from .errors import InputError
-from .face import TrackerConfig, track_frames
+from .face import FaceTrack, TrackerConfig, track_frames
 from .face.glasses import frame_weights, wears_glasses
 from .geometry import align_expression
 from .neutralise import neutralise
@@ -45,6 +46,10 @@ STILL_FPS = 25.0
 
 MAX_TARGET_FRAMES = 3000
 """Target frames held in memory at most (2 min at 25 fps); longer targets are trimmed."""
+
+MIN_FACE_SHARE = 0.5
+"""Share of a target video's frames that must show the face; frames without it are passed
+through unchanged, and a target with fewer is refused."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,17 @@ def _read_target(path: Path, n_frames: int, height: int | None) -> list[np.ndarr
     return frames
 
 
+def _face_in_view(track: FaceTrack, target: Path) -> np.ndarray:
+    """``(T,)`` bool, :attr:`FaceTrack.in_view`; raises :class:`InputError` when fewer than
+    :data:`MIN_FACE_SHARE` of the target's frames show the face."""
+    in_view = track.in_view
+    if in_view.mean() < MIN_FACE_SHARE:
+        raise InputError(f"the face is in view on only {int(in_view.sum())} of the {len(in_view)} frames of "
+                         f"'{target}'; give a target video where the face stays in view at least "
+                         f"{100 * MIN_FACE_SHARE:.0f}% of the time (or trim it)")
+    return in_view
+
+
 def generate(
     speech: str | Path,
     emotion: EmotionSpec,
@@ -164,6 +180,7 @@ def generate(
 
     track = track_frames(frames, None if info.is_image else fps, TrackerConfig(), name=str(target),
                          total=len(frames), progress=progress)
+    in_view = _face_in_view(track, target)
     target_face = tracking.analyse(track)
     identity = alignment.rest_identity(target_face)
     if not config.keep_expression:
@@ -180,6 +197,9 @@ def generate(
 
     expression = driver.drive(samples, emotion, identity, n_frames, fps, eye_closure=closure)
     notes = [driver.notes]
+    hidden = int((~in_view[schedule]).sum())
+    if hidden:
+        notes.append(f"no face in view on {hidden} of {n_frames} frame(s): they show the target unchanged")
     seen = int(np.argmax(track.found))
     if config.rigid_glasses and wears_glasses(frames[seen], track.landmarks[seen]):  # keep them straight
         expression = expression * (1.0 - frame_weights(identity))[None, :, None].astype(np.float32)
@@ -191,7 +211,7 @@ def generate(
     with media.VideoWriter(output, fps, audio=samples, sample_rate=audio_config.sample_rate) as writer:
         for t in tqdm(range(n_frames), desc="rendering", unit="frame", disable=not progress):
             k = schedule[t]
-            rendered = renderer.render(frames[k], track.landmarks[k], landmarks[t])
+            rendered = renderer.render(frames[k], track.landmarks[k], landmarks[t]) if in_view[k] else frames[k]
             lap("render")
             writer.write(rendered)
             lap("encode")

@@ -84,6 +84,15 @@ class FaceTrack:
     def __len__(self) -> int:
         return len(self.landmarks)
 
+    @property
+    def in_view(self) -> np.ndarray:
+        """``(T,)`` bool: the face was seen, or is interpolated across a short gap; False
+        inside the ``long_gaps``, where the landmarks only hold a frame seen elsewhere."""
+        mask = np.ones(len(self), bool)
+        for start, end in self.long_gaps:
+            mask[start:end] = False
+        return mask
+
     def at_rate(self, fps: float) -> FaceTrack:
         """The track resampled to ``fps``: each new frame (centred at ``(k + 0.5) / fps`` s)
         takes the frame nearest its time, as ffmpeg's ``-r`` does (frames are dropped or
