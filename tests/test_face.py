@@ -135,3 +135,46 @@ def test_a_track_resampled_from_30_to_25_fps_drops_every_sixth_frame():
     assert np.all(np.diff(kept) >= 1) and len(set(range(n)) - set(kept)) == 5   # 5 of 30 dropped
     assert resampled.long_gaps == [(5, 10)]                                      # 6..12 at 30 fps
     assert track.at_rate(30.0) is track
+
+
+def _on_canvas(image: np.ndarray, width: int, places: list[tuple[int, int, float]]) -> np.ndarray:
+    """A grey ``width × 3/4 width`` canvas with ``image`` scaled by ``s`` pasted at each ``(x, y, s)``."""
+    import cv2
+
+    canvas = np.full((width * 3 // 4, width, 3), 90, np.uint8)
+    for x, y, scale in places:
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return canvas
+
+
+def test_a_small_face_in_a_wide_shot_is_found_where_it_is(close_portrait):
+    """Faces under about a tenth of the frame were "no face found" (wide shots, big photos)."""
+    reference = face.track_frames([close_portrait], fps=None).landmarks[0]
+    eye_span = np.linalg.norm(reference[33, :2] - reference[263, :2])
+    x, y, scale = 300, 400, 0.6  # the face is about 70 px wide in a 1600 px frame
+    track = face.track_frames([_on_canvas(close_portrait, 1600, [(x, y, scale)])], fps=None)
+    mapped_back = (track.landmarks[0, :, :2] - (x, y)) / scale
+    assert np.linalg.norm(mapped_back - reference[:, :2], axis=1).mean() < 0.03 * eye_span
+
+
+def test_of_two_small_faces_the_larger_is_tracked_through_a_video(close_portrait):
+    frames = [_on_canvas(close_portrait, 1600, [(200 + 8 * i, 300, 0.4), (1000, 500, 0.8)]) for i in range(4)]
+    track = face.track_frames(frames, fps=FPS)
+    assert track.found.all()
+    assert (track.landmarks[:, :, 0].min(axis=1) > 1000).all()  # the larger face, on the right
+
+
+def test_tiles_hold_every_face_up_to_half_a_tile():
+    from emoportrait.face.search import MIN_TILE, tiles
+
+    width, height = 1700, 900
+    squares = list(tiles(width, height))
+    assert squares[0] == ((width - height) // 2, 0, height)
+    for side in {s for _, _, s in squares[1:]}:
+        level = [(x0, y0) for x0, y0, s in squares if s == side]
+        assert side >= MIN_TILE
+        for fx in range(0, width - side // 2 + 1, 37):  # every face box of side/2 lies inside a tile
+            for fy in range(0, height - side // 2 + 1, 37):
+                assert any(x0 <= fx and fx + side // 2 <= x0 + side and y0 <= fy and fy + side // 2 <= y0 + side
+                           for x0, y0 in level)

@@ -8,7 +8,8 @@ and reported, and optional zero-lag One-Euro smoothing.
 
 One face is followed: the largest and most central one where tracking starts, then
 the face that overlaps it most in the next frames, so a second person entering the
-view never steals the track.
+view never steals the track. Faces too small for the mesh's own detector (a wide shot,
+a large photo) are found on tiles and meshed on a crop (:mod:`.search`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mediapipe.python.solutions import face_mesh as _mp_mesh
 from tqdm import tqdm
 
 from .. import media
+from . import search
 from ..errors import NoFaceError
 from .landmarks import N_LANDMARKS, RIGID
 from .smoothing import fill_gaps, one_euro_zero_phase
@@ -164,24 +166,42 @@ class _MeshTracker:
         self.detector = _mp_detection.FaceDetection(
             model_selection=1, min_detection_confidence=config.min_detection_confidence
         )
+        self.crop_mesh = _mp_mesh.FaceMesh(  # small faces, meshed on a crop (see .search)
+            static_image_mode=True,
+            max_num_faces=1,
+            refine_landmarks=True,
+            min_detection_confidence=config.min_detection_confidence,
+        )
         self.last_box: np.ndarray | None = None
 
     def close(self) -> None:
         self.mesh.close()
         self.detector.close()
+        self.crop_mesh.close()
+
+    def _faces(self, frame: np.ndarray) -> list[np.ndarray]:
+        """``(478, 3)`` pixel landmarks of each face the mesh finds; where it finds none,
+        those of the small faces around the last box, or found by :func:`.search.find_faces`."""
+        height, width = frame.shape[:2]
+        result = self.mesh.process(frame)
+        if result.multi_face_landmarks:
+            scale = np.array([width, height, width], np.float32)
+            return [np.array([(p.x, p.y, p.z) for p in face.landmark], np.float32) * scale
+                    for face in result.multi_face_landmarks]
+        if self.last_box is not None:
+            boxes = [self.last_box]
+        else:
+            boxes = search.find_faces(frame, self.detector, self.config.max_faces)
+        meshed = (search.mesh_on_crop(frame, box, self.crop_mesh) for box in boxes)
+        return [face for face in meshed if face is not None]
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray | None, float]:
         """``(H, W, 3)`` uint8 RGB → (``(478, 3)`` pixels or None, confidence)."""
         height, width = frame.shape[:2]
         frame = np.ascontiguousarray(frame)
-        result = self.mesh.process(frame)
-        if not result.multi_face_landmarks:
+        faces = self._faces(frame)
+        if not faces:
             return None, 0.0
-        scale = np.array([width, height, width], np.float32)
-        faces = [
-            np.array([(p.x, p.y, p.z) for p in face.landmark], np.float32) * scale
-            for face in result.multi_face_landmarks
-        ]
         boxes = [_box_of(face) for face in faces]
         if self.last_box is None:
             chosen = max(range(len(faces)), key=lambda i: _prominence(boxes[i], width, height))
