@@ -11,6 +11,7 @@ import soundfile
 
 from emoportrait import media
 from emoportrait.cli import main
+from emoportrait.errors import InputError
 
 RATE = 16000
 
@@ -77,6 +78,39 @@ def test_track_config_file_and_unknown_setting(tmp_path, capsys, portrait):
     code, _, err = _run(capsys, "track", str(image), "-o", str(tmp_path / "u.npz"), "--config",
                         str(tmp_path / "bad.yaml"))
     _assert_one_line_error(code, err, "unknown TrackerConfig setting(s) max_facez")
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("max_faces: many", "setting max_faces must be int, not 'many'"),
+    ("smooth: 1", "setting smooth must be bool, not 1"),
+    ("max_faces: 2.5", "setting max_faces must be int, not 2.5"),
+    ("[1, 2]", "must hold a mapping of settings"),
+])
+def test_track_config_of_the_wrong_type_is_a_one_line_error(tmp_path, capsys, setting, message):
+    """``max_faces: many`` was an internal TypeError from inside MediaPipe."""
+    (tmp_path / "bad.yaml").write_text(setting + "\n")
+    media.write_image(tmp_path / "face.png", np.zeros((64, 64, 3), np.uint8))
+    code, _, err = _run(capsys, "track", str(tmp_path / "face.png"), "-o", str(tmp_path / "u.npz"), "--config",
+                        str(tmp_path / "bad.yaml"))
+    _assert_one_line_error(code, err, message)
+
+
+def test_a_negative_seed_is_a_one_line_error(tmp_path, capsys):
+    """``--seed -1`` was an internal ValueError from numpy after the tracking."""
+    code, _, err = _run(capsys, "generate", "--speech", str(tmp_path / "s.wav"), "--target", str(tmp_path / "t.png"),
+                        "-o", str(tmp_path / "out.mp4"), "--seed", "-1")
+    _assert_one_line_error(code, err, "seed -1 must be 0 or more")
+
+
+@pytest.mark.parametrize("lr", [-1.0, 0.0, float("nan"), float("inf")])
+def test_learning_rates_out_of_range_are_refused(lr):
+    """``--lr -1`` or ``nan`` reached Adam: an internal error, or a run of nan losses."""
+    from emoportrait.evp.stages import StageConfig
+    from emoportrait.render.neural_training import RendererConfig
+
+    for make in (lambda: StageConfig(stage="content", lr=lr), lambda: RendererConfig(lr=lr)):
+        with pytest.raises(InputError, match="must be a finite number above 0"):
+            make()
 
 
 def test_align_audio_warps_onto_the_reference(tmp_path, capsys):

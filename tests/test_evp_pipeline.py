@@ -94,6 +94,23 @@ def test_learned_driver_closes_the_mouth_in_long_silence_and_keeps_the_emotion(t
     assert np.abs(expression[long_pause][:, brows]).max() > 1e-4
 
 
+@pytest.mark.parametrize("damage,message", [
+    (lambda text: text.replace("model:", "model:\n  bogus: 1"), "unknown EvpModelConfig setting(s) bogus"),
+    (lambda text: text.replace("lstm_layers: ", "lstm_layers: x"), "setting lstm_layers must be int"),
+])
+def test_a_damaged_audio2lm_config_is_an_input_error(tmp_path, trained, damage, message):
+    """An unknown or mistyped model setting was an internal TypeError."""
+    from emoportrait.errors import InputError
+
+    _, _, runs = trained
+    copy = tmp_path / "run" / "best"
+    shutil.copytree(runs / "audio2lm" / "best", copy)
+    config = copy / "config.yaml"
+    config.write_text(damage(config.read_text()))
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        LearnedDriver(tmp_path / "run")
+
+
 def test_audio2lm_validates_on_clips_it_does_not_train_on(trained):
     from emoportrait.evp.cache import FeatureCache
     from emoportrait.evp.datasets import subject_sequences

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import csv
 import math
 from pathlib import Path
@@ -176,6 +178,23 @@ def test_wrong_weights_are_input_errors(tmp_path, trained):
     with pytest.raises(InputError, match="is not a neural renderer run"):
         NeuralRenderer(tmp_path / "other")
     assert renderer_checkpoint(trained) == trained / "best"
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda text: "\n".join(line for line in text.splitlines() if not line.startswith("width:")), "lacks 'width'"),
+    (lambda text: text.replace("history: 2", "history: two"), "GeneratorConfig setting history must be int"),
+    (lambda text: text.replace("generator:", "generator:\n  bogus: 1"), "unknown GeneratorConfig setting(s) bogus"),
+])
+def test_a_damaged_run_config_is_an_input_error(tmp_path, trained, damage, message):
+    """A missing key was an internal KeyError, a wrong type a TypeError deep in the network."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained / "best", copy / "best")
+    config = copy / "best" / "config.yaml"
+    config.write_text(damage(config.read_text()))
+    with pytest.raises(InputError, match=re.escape(message)):
+        NeuralRenderer(copy)
 
 
 def small(frames: np.ndarray, size: tuple[int, int] = (64, 64)) -> list[np.ndarray]:

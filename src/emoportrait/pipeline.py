@@ -74,6 +74,8 @@ class GenerateConfig:
     rigid_glasses: bool = True
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise InputError(f"seed {self.seed} must be 0 or more")
         if self.size is not None and not 64 <= self.size <= 4096:
             raise InputError(f"output size {self.size} is out of range; give a height from 64 to 4096 pixels")
 

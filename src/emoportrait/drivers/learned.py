@@ -27,12 +27,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.signal import savgol_filter
 
 from .. import audio
+from ..config import config_from_dict
 from ..emotions import EMOTIONS, EmotionSpec
 from ..errors import InputError
 from ..evp.models import Audio2Landmark, Disentangler, EvpModelConfig
@@ -78,8 +80,14 @@ def mixed_code(centroids: torch.Tensor, emotion: EmotionSpec) -> torch.Tensor:
     return code
 
 
-def _model_config(values: dict) -> EvpModelConfig:
-    return EvpModelConfig(**{key: _as_tuples(value) for key, value in values.items()})
+def _model_config(values: Any, folder: Path) -> EvpModelConfig:
+    """The ``model`` settings of a run's config.yaml (YAML lists read back as tuples)."""
+    if not isinstance(values, dict):
+        raise InputError(f"the config.yaml of '{folder}' has no model settings mapping; train the run again")
+    try:
+        return config_from_dict(EvpModelConfig, {key: _as_tuples(value) for key, value in values.items()})
+    except InputError as exc:
+        raise InputError(f"the config.yaml of '{folder}': {exc}") from None
 
 
 def _as_tuples(value):
@@ -103,7 +111,7 @@ class LearnedDriver:
         if settings.get("stage") != "audio2lm":
             raise InputError(f"'{weights}' is a {settings.get('stage')!r} run; the learned driver needs an "
                              "audio2lm run: emoportrait train audio2lm --data CACHE --init runs/dis --subject S --out RUN")
-        model = _model_config(settings.get("model", {}))
+        model = _model_config(settings.get("model", {}), folder)
         self.encoders = Disentangler(model)
         self.network = Audio2Landmark(model)
         self.subject = SubjectBuffers(model)

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..config import check_learning_rate
 from ..emotions import EMOTIONS
 from ..errors import InputError
 from ..training import EngineConfig, FitResult, Monitor, Stage, StepContext, fit, load_weights
@@ -76,6 +77,9 @@ class StageConfig:
     sequence_frames: int = 50
     smooth_weight: float = 1.0
     source: str = ""
+
+    def __post_init__(self) -> None:
+        check_learning_rate(self.lr, f"{self.stage} stage")
 
 
 def checkpoint_dir(run: str | Path) -> Path:

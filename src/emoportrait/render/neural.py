@@ -318,12 +318,17 @@ class NeuralRenderer:
     def __init__(self, weights: str | Path, device: str = "cpu", composite_face_only: bool = True) -> None:
         folder = renderer_checkpoint(weights)
         settings = read_run_config(folder)
-        self.generator = Generator(config_from_dict(GeneratorConfig, settings["generator"]))
+        try:
+            self.generator = Generator(config_from_dict(GeneratorConfig, settings["generator"]))
+            self.edges = config_from_dict(EdgeConfig, settings["edges"])
+            self.size: tuple[int, int] = (int(settings["width"]), int(settings["size"]))
+        except (KeyError, TypeError, ValueError, InputError) as exc:
+            problem = f"lacks {exc}" if isinstance(exc, KeyError) else f"is damaged ({exc})"
+            raise InputError(f"the config.yaml of '{folder}' {problem}; train the renderer again with: "
+                             f"{TRAIN_HINT}") from None
         load_weights(folder, {"generator": self.generator})
         self.device = torch.device(device)
         self.generator.to(self.device).eval()
-        self.edges = config_from_dict(EdgeConfig, settings["edges"])
-        self.size: tuple[int, int] = (int(settings["width"]), int(settings["size"]))
         self.composite_face_only = composite_face_only
         self.run = Path(weights)
         self.subject = str(settings.get("subject", ""))

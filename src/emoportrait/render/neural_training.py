@@ -67,7 +67,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from .. import media
-from ..config import config_to_dict
+from ..config import check_learning_rate, config_to_dict
 from ..errors import InputError
 from ..face import TrackerConfig, track_frames
 from ..training import EngineConfig, FitResult, Monitor, Stage, StepContext, fit
@@ -127,6 +127,7 @@ class RendererConfig:
     held_out_face_error: float = 0.0        # measured each epoch: mean face_redraw_error of the held-out frames
 
     def __post_init__(self) -> None:
+        check_learning_rate(self.lr, "renderer")
         multiple = self.generator.multiple
         if self.size < multiple or self.size % multiple:
             raise InputError(f"renderer size {self.size} must be a positive multiple of {multiple} "

@@ -132,8 +132,9 @@ class EngineConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise InputError(f"training setting {name} must be positive, got {value}")
-        if self.num_workers < 0:
-            raise InputError(f"training setting num_workers must be 0 or more, got {self.num_workers}")
+        for name in ("num_workers", "seed"):
+            if getattr(self, name) < 0:
+                raise InputError(f"training setting {name} must be 0 or more, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
