@@ -78,6 +78,22 @@ def test_labels_file_problems_are_listed_not_fatal(tmp_path):
         run.read_labels(tmp_path / "bad.csv", videos)
 
 
+def test_labels_files_from_spreadsheets_are_read_and_binary_ones_refused(tmp_path):
+    """A Latin-1 CSV was a UnicodeDecodeError, a binary one a csv.Error (internal errors)."""
+    videos = [tmp_path / "café.mp4", tmp_path / "b.mp4"]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("video,emotion\ncafé.mp4,happy\nb.mp4\n".encode("latin-1"))
+    found, problems = run.read_labels(latin, videos)
+    assert found == {videos[0]: "happy"} and len(problems) == 1  # the short row is a problem, not a crash
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("video,emotion\r\nb.mp4,sad\r\n".encode("utf-8-sig"))
+    assert run.read_labels(bom, videos)[0] == {videos[1]: "sad"}
+    binary = tmp_path / "labels.csv"
+    binary.write_bytes(b"PK\x03\x04\x00\x00" + bytes(range(256)))
+    with pytest.raises(InputError, match="is binary, not a CSV"):
+        run.read_labels(binary, videos)
+
+
 # ---------------------------------------------------------------- report
 
 class _Fixed:

@@ -15,6 +15,7 @@ Frame recognizers give a video-level prediction by one of three protocols:
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,20 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
     return videos
 
 
+def _labels_text(path: Path) -> str:
+    """The text of a labels CSV: UTF-8 (with or without a byte-order mark), else Latin-1,
+    as spreadsheets on Windows save it; a binary file is refused."""
+    if not path.is_file():
+        raise InputError(f"labels file '{path}' does not exist; give a CSV with columns video,emotion")
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise InputError(f"labels file '{path}' is binary, not a CSV; give a text CSV with columns video,emotion")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
 def read_labels(path: Path, videos: Sequence[Path]) -> tuple[dict[Path, str], list[str]]:
     """Ground truth from a CSV with columns ``video,emotion``.
 
@@ -152,22 +167,23 @@ def read_labels(path: Path, videos: Sequence[Path]) -> tuple[dict[Path, str], li
     labels found and one line per problem (unknown emotion, video not found) so the
     caller can report them and go on with the rest.
     """
-    if not path.is_file():
-        raise InputError(f"labels file '{path}' does not exist; give a CSV with columns video,emotion")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
+    reader = csv.DictReader(io.StringIO(_labels_text(path), newline=""))
+    try:
         if not reader.fieldnames or not {"video", "emotion"} <= set(reader.fieldnames):
             raise InputError(f"labels file '{path}' needs a header with columns video,emotion")
         rows = list(reader)
+    except csv.Error as exc:
+        raise InputError(f"labels file '{path}' is not a readable CSV ({exc})") from None
     by_name = {str(video): video for video in videos} | {video.name: video for video in videos}
     labels, problems = {}, []
     for number, row in enumerate(rows, start=2):
-        video = by_name.get(row["video"]) or by_name.get(Path(row["video"]).name)
+        name = row["video"] or ""  # a short row has None there
+        video = by_name.get(name) or by_name.get(Path(name).name)
         if video is None:
-            problems.append(f"{path}:{number}: video '{row['video']}' is not among the analysed videos")
+            problems.append(f"{path}:{number}: video '{name}' is not among the analysed videos")
             continue
         try:
-            labels[video] = canonical_emotion(row["emotion"])
+            labels[video] = canonical_emotion(row["emotion"] or "")
         except InputError as exc:
             problems.append(f"{path}:{number}: {exc}")
     return labels, problems
