@@ -233,6 +233,31 @@ def test_a_kill_mid_epoch_loses_at_most_that_epoch(tmp_path, straight, every):
     assert [row["train_loss"] for row in ours] == [row["train_loss"] for row in theirs]
 
 
+def test_a_kill_in_the_middle_of_a_checkpoint_swap_loses_one_epoch_not_the_run(tmp_path, straight):
+    """Killed between the swap's two renames, ``last`` was gone and the next run began at epoch 1."""
+    fit(LineStage(), line_data(64), line_data(16, seed=1), tmp_path, settings(epochs=2))
+    os.replace(tmp_path / "last", tmp_path / ".last.old")  # where the kill left it
+    result = fit(LineStage(), line_data(64), line_data(16, seed=1), tmp_path, settings())
+    assert result.epochs == 3 and [row["epoch"] for row in rows(tmp_path / "log.csv")] == ["1", "2", "3"]
+    assert same(weights(tmp_path / "last"), weights(straight / "last"))
+    assert not (tmp_path / ".last.old").exists()
+
+
+def test_checkpoints_and_outputs_follow_the_umask(tmp_path):
+    """Run folders were 0700 and outputs 0600 (tempfile's modes), whatever the umask."""
+    from emoportrait import media
+
+    previous = os.umask(0o022)
+    try:
+        fit(LineStage(), line_data(64), None, tmp_path, settings(epochs=1))
+        with media.atomic_output(tmp_path / "out.txt") as temporary:
+            temporary.write_text("done")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "last").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
+
+
 def test_best_follows_the_monitored_metric(tmp_path):
     stage = ScoredStage([0.2, 0.9, float("nan"), 0.9])
     result = fit(stage, line_data(64), line_data(16, seed=1), tmp_path, settings(epochs=4))

@@ -294,6 +294,14 @@ def check_output_folder(folder: str | Path) -> None:
     _writable_folder(folder.resolve(), f"output folder '{folder}'")
 
 
+def with_umask(path: Path) -> None:
+    """Give ``path``, made by :mod:`tempfile` (0600 files, 0700 folders), the permissions
+    a plain ``open`` or ``mkdir`` would: 0666 or 0777 less the user's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` on success.
@@ -308,6 +316,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     temp = Path(temp_name)
     try:
         yield temp
+        with_umask(temp)
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)

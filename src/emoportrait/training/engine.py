@@ -22,8 +22,10 @@ A checkpoint folder holds one ``<name>.safetensors`` per entry of
 the stage's :meth:`Stage.config`. ``last`` also holds ``training.pt``: epoch, global
 step, optimizer, scheduler and grad-scaler states, random states, the best metric
 and the log history. It is written with ``torch.save`` and only ever read with
-``torch.load(weights_only=True)``; folders are written whole beside their place and
-swapped in, so a kill never leaves half a checkpoint.
+``torch.load(weights_only=True)`` (it holds tensors, numbers and strings only: no
+code runs when it is read). Folders are written whole beside their place, flushed
+to the disk and swapped in, so a kill never leaves half a checkpoint; a kill in the
+middle of the swap leaves the previous one, which the next run takes back.
 
 Resuming: with ``resume`` on, a run whose ``OUT/last`` exists continues after the
 saved epoch (or mid-epoch, after the saved step), so a kill loses at most one epoch,
@@ -50,6 +52,7 @@ Mixed precision (``amp``, CUDA only): the step runs its forward pass inside
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import itertools
@@ -82,7 +85,7 @@ from tqdm import tqdm
 
 from ..config import config_to_dict, save_config
 from ..errors import EmoportraitError, InputError
-from ..media import atomic_output
+from ..media import atomic_output, with_umask
 
 logger = logging.getLogger(__name__)
 
@@ -366,13 +369,36 @@ class _Skip(Sampler[int]):
 # --- files ------------------------------------------------------------------------------------------
 
 
+def _retired(directory: Path) -> Path:
+    """Where :func:`_replace_directory` keeps the old ``directory`` while it swaps in the new."""
+    return directory.with_name(f".{directory.name}.old")
+
+
+def _fsync(folder: Path) -> None:
+    """Flush ``folder``'s files and its own entry to the disk (a crash after the rename
+    must not find empty files)."""
+    for path in [*folder.iterdir(), folder]:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
 def _replace_directory(directory: Path, write: Callable[[Path], None]) -> None:
-    """Let ``write`` fill a temporary sibling of ``directory``, then swap it in for ``directory``."""
+    """Let ``write`` fill a temporary sibling of ``directory``, then swap it in for ``directory``.
+
+    A kill between the swap's two renames leaves only the retired copy, whole:
+    :func:`_recover_directory` puts it back.
+    """
     directory.parent.mkdir(parents=True, exist_ok=True)
+    _recover_directory(directory)
     temporary = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
         write(temporary)
-        retired = directory.with_name(f".{directory.name}.old")
+        with_umask(temporary)
+        _fsync(temporary)
+        retired = _retired(directory)
         shutil.rmtree(retired, ignore_errors=True)
         if directory.exists():
             os.replace(directory, retired)
@@ -380,6 +406,15 @@ def _replace_directory(directory: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _recover_directory(directory: Path) -> None:
+    """Put back the checkpoint ``directory`` that a kill took away in the middle of
+    :func:`_replace_directory` (its retired copy is whole)."""
+    retired = _retired(directory)
+    if not directory.exists() and retired.is_dir():
+        with contextlib.suppress(FileNotFoundError):  # another process of a torchrun job was first
+            os.replace(retired, directory)
 
 
 def write_checkpoint(directory: str | Path, modules: Mapping[str, nn.Module], config: Any, stage: str,
@@ -736,6 +771,8 @@ def _start(stage: Stage, train_set: Dataset, val_set: Dataset | None, out: Path,
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
     world.barrier()
+    for checkpoint in ("last", "best"):
+        _recover_directory(out / checkpoint)
     if config.resume and (out / "last").is_dir():
         _resume(run)
     return run
