@@ -233,11 +233,13 @@ def test_a_kill_mid_epoch_loses_at_most_that_epoch(tmp_path, straight, every):
     assert [row["train_loss"] for row in ours] == [row["train_loss"] for row in theirs]
 
 
-def test_a_kill_in_the_middle_of_a_checkpoint_swap_loses_one_epoch_not_the_run(tmp_path, straight):
+def test_a_kill_in_the_middle_of_a_checkpoint_swap_loses_one_epoch_not_the_run(tmp_path, straight, capsys):
     """Killed between the swap's two renames, ``last`` was gone and the next run began at epoch 1."""
     fit(LineStage(), line_data(64), line_data(16, seed=1), tmp_path, settings(epochs=2))
     os.replace(tmp_path / "last", tmp_path / ".last.old")  # where the kill left it
+    capsys.readouterr()
     result = fit(LineStage(), line_data(64), line_data(16, seed=1), tmp_path, settings())
+    assert "after epoch 2: training epochs 3 to 3" in capsys.readouterr().out
     assert result.epochs == 3 and [row["epoch"] for row in rows(tmp_path / "log.csv")] == ["1", "2", "3"]
     assert same(weights(tmp_path / "last"), weights(straight / "last"))
     assert not (tmp_path / ".last.old").exists()
