@@ -254,3 +254,26 @@ def test_a_target_mostly_without_a_face_is_refused(tmp_path, capsys, speech_file
     line = _error_line(capsys, "generate", "--speech", str(speech_file), "--target", str(target), "-o", str(out))
     assert "the face is in view on only 8 of the 40 frames" in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_leaves_no_temporary_file(tmp_path, speech_file, still_file, signal_name):
+    """SIGTERM (timeout, docker, Slurm) killed the run outright and left its hidden temporary mp4."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out.mp4"
+    script = "import sys; from emoportrait.cli import main; sys.exit(main(sys.argv[1:]))"
+    run = subprocess.Popen([sys.executable, "-c", script, "generate", "--speech", str(speech_file),
+                            "--target", str(still_file), "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.*.mp4")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # until it writes the video
+    assert run.poll() is None, "the run ended before it could be interrupted"
+    run.send_signal(getattr(signal, signal_name))
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 128 + getattr(signal, signal_name)
+    assert err.strip().splitlines()[-1] in ("emoportrait: interrupted", "emoportrait: terminated")
+    assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -545,10 +546,20 @@ def _check_output_folders(args: argparse.Namespace) -> None:
             media.check_output_folder(folder)
 
 
+class _Terminated(BaseException):
+    """SIGTERM (what ``timeout``, docker and Slurm send), raised like Ctrl-C's
+    KeyboardInterrupt so every ``finally`` runs and no temporary file is left."""
+
+
+def _terminate(signum: int, frame) -> None:
+    raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="emoportrait: warning: %(message)s")
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         _check_output_folders(args)
         args.handler(args)
@@ -558,6 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("emoportrait: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("emoportrait: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except BrokenPipeError:  # the reader went away (e.g. `emoportrait info | head -1`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -568,6 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"emoportrait: internal error: {type(exc).__name__}: {first_line} "
               "(run again with --debug for the traceback, and please report it)", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
