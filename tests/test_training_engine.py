@@ -245,6 +245,21 @@ def test_a_kill_in_the_middle_of_a_checkpoint_swap_loses_one_epoch_not_the_run(t
     assert not (tmp_path / ".last.old").exists()
 
 
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_trains(tmp_path):
+    """Two runs on one --out both trained and overwrote each other's checkpoints."""
+    import fcntl
+
+    with open(tmp_path / ".lock", "w") as held:  # the first run's lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("process 4242 on gpu-node\n")
+        held.flush()
+        with pytest.raises(InputError, match="is being trained by process 4242 on gpu-node"):
+            fit(LineStage(), line_data(64), None, tmp_path, settings(epochs=1))
+        assert not (tmp_path / "last").exists()
+    fit(LineStage(), line_data(64), None, tmp_path, settings(epochs=1))  # released: it trains
+    assert (tmp_path / "last").is_dir()
+
+
 def test_checkpoints_and_outputs_follow_the_umask(tmp_path):
     """Run folders were 0700 and outputs 0600 (tempfile's modes), whatever the umask."""
     from emoportrait import media

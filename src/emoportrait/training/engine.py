@@ -27,6 +27,9 @@ code runs when it is read). Folders are written whole beside their place, flushe
 to the disk and swapped in, so a kill never leaves half a checkpoint; a kill in the
 middle of the swap leaves the previous one, which the next run takes back.
 
+While a run trains, ``OUT/.lock`` (an ``flock``, released when the process ends) makes
+a second run on the same folder fail with a message naming the first.
+
 Resuming: with ``resume`` on, a run whose ``OUT/last`` exists continues after the
 saved epoch (or mid-epoch, after the saved step), so a kill loses at most one epoch,
 or at most ``checkpoint_every_steps`` steps. Runs are deterministic on the CPU: the
@@ -55,12 +58,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import fcntl
 import itertools
 import logging
 import math
 import os
 import random
 import shutil
+import socket
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -90,6 +95,7 @@ from ..media import atomic_output, with_umask
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
+LOCK_FILE = ".lock"
 STATE_FILE = "training.pt"
 WEIGHTS_SUFFIX = ".safetensors"
 
@@ -954,6 +960,32 @@ def _train(run: _Run) -> None:
         logs.close()
 
 
+@contextlib.contextmanager
+def _run_lock(out: Path, active: bool) -> Iterator[None]:
+    """Hold ``OUT/.lock`` while training (when ``active``: rank 0 of a torchrun job), so a
+    second run on the same folder is refused instead of overwriting this one's checkpoints.
+
+    The lock is an ``flock``: the system releases it when the process ends, however it
+    ends, so a killed run never leaves a stale lock. The file names the holder.
+    """
+    if not active:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise InputError(f"'{out}' is being trained by {holder}; wait for it to finish, "
+                             "or give another --out") from None
+        handle.truncate(0)
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+
+
 def fit(stage: Stage, train_set: Dataset, val_set: Dataset | None, out: str | Path, config: EngineConfig,
         collate_fn: Callable | None = None) -> FitResult:
     """Train ``stage`` for ``config.epochs`` epochs in all, resuming from ``out/last``; see the module docs.
@@ -973,9 +1005,10 @@ def fit(stage: Stage, train_set: Dataset, val_set: Dataset | None, out: str | Pa
     device = _device(config, local_rank, size)
     world = _join_world(device, local_rank, size)
     try:
-        run = _start(stage, train_set, val_set, out, config, collate_fn, device, world)
-        _train(run)
-        world.barrier()
+        with _run_lock(out, world.is_main):
+            run = _start(stage, train_set, val_set, out, config, collate_fn, device, world)
+            _train(run)
+            world.barrier()
     finally:
         if world.owns_group:
             dist.destroy_process_group()
