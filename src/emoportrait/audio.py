@@ -42,7 +42,7 @@ import python_speech_features
 import soundfile as sf
 import soxr
 
-from . import media
+from . import dtw, media
 from .errors import InputError
 from .masks import drop_short_runs
 
@@ -413,8 +413,9 @@ def dtw_align(
 
     Each sequence is first normalised per clip (cepstral mean and variance
     normalisation, CMVN), so the overall loudness and timbre differences between
-    emotions do not dominate the distance; then ``librosa.sequence.dtw`` with the
-    Euclidean metric and steps (1,1), (0,1), (1,0) finds the cheapest path.
+    emotions do not dominate the distance; then :func:`emoportrait.dtw.align` (the
+    Euclidean metric, steps (1,1), (0,1), (1,0); exact up to a few thousand steps each,
+    multiscale in linear memory beyond) finds the cheapest path.
 
     Args:
         reference: (N, D) features of the reference clip, one row per step.
@@ -441,11 +442,8 @@ def dtw_align(
             f"reference features have {reference.shape[1]} dims but other features have "
             f"{other.shape[1]}; compute both with the same AudioConfig"
         )
-    accumulated, warping = librosa.sequence.dtw(
-        X=_cmvn(reference).T, Y=_cmvn(other).T, metric="euclidean"
-    )
-    path = np.ascontiguousarray(warping[::-1], dtype=np.int64)
-    return DtwResult(path=path, cost=float(accumulated[-1, -1] / len(path)))
+    path, accumulated = dtw.align(_cmvn(reference), _cmvn(other))
+    return DtwResult(path=path, cost=accumulated / len(path))
 
 
 def warp_features(other_features: np.ndarray, path: np.ndarray, n_reference: int) -> np.ndarray:
