@@ -277,3 +277,16 @@ def test_an_interrupted_run_leaves_no_temporary_file(tmp_path, speech_file, stil
     assert run.returncode == 128 + getattr(signal, signal_name)
     assert err.strip().splitlines()[-1] in ("emoportrait: interrupted", "emoportrait: terminated")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_long_target_is_spooled_to_disk_with_the_same_result(tmp_path, monkeypatch, speech_file, rolling_video):
+    """Targets were held whole in memory: a 60 s 1080p one failed under an 8 GB cap."""
+    from emoportrait import pipeline
+
+    in_memory = generate(speech_file, parse_emotion("sad"), rolling_video, tmp_path / "memory.mp4")
+    monkeypatch.setattr(pipeline, "IN_MEMORY_BYTES", 1 << 16)
+    assert isinstance(pipeline._read_target(rolling_video, 40, None, tmp_path), np.memmap)
+    spooled = generate(speech_file, parse_emotion("sad"), rolling_video, tmp_path / "spooled.mp4")
+    assert spooled.n_frames == in_memory.n_frames
+    np.testing.assert_array_equal(media.read_frames(tmp_path / "spooled.mp4"), media.read_frames(tmp_path / "memory.mp4"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["memory.mp4", "spooled.mp4"]

@@ -21,6 +21,8 @@ trimmed to that length.
 
 from __future__ import annotations
 
+import itertools
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,10 @@ STILL_FPS = 25.0
 
 MAX_TARGET_FRAMES = 3000
 """Target frames held in memory at most (2 min at 25 fps); longer targets are trimmed."""
+
+IN_MEMORY_BYTES = 1 << 30
+"""Decoded target frames up to this size (1 GiB: 15 s of 720p video) are held in memory;
+larger targets are spooled to a temporary file (see :func:`_read_target`)."""
 
 MIN_FACE_SHARE = 0.5
 """Share of a target video's frames that must show the face; frames without it are passed
@@ -110,14 +116,27 @@ def _resize(frame: np.ndarray, height: int | None) -> np.ndarray:
     return cv2.resize(frame, (width, height), interpolation=interpolation)
 
 
-def _read_target(path: Path, n_frames: int, height: int | None) -> list[np.ndarray]:
-    """The first ``min(n_frames, MAX_TARGET_FRAMES)`` frames of the target, resized."""
-    frames = []
-    for frame in media.iter_frames(path):
-        frames.append(_resize(frame, height))
-        if len(frames) >= min(n_frames, MAX_TARGET_FRAMES):
-            break
-    return frames
+def _read_target(path: Path, n_frames: int, height: int | None, spool: Path) -> np.ndarray:
+    """``(T, H, W, 3)`` uint8: the first ``min(n_frames, MAX_TARGET_FRAMES)`` frames of the
+    target, resized. Beyond :data:`IN_MEMORY_BYTES` they are kept in an unnamed temporary
+    file in the folder ``spool`` (mapped: the page cache holds them, and gives them back
+    under memory pressure; the system deletes the file however the run ends)."""
+    decoded = media.iter_frames(path)
+    first = _resize(next(decoded), height)
+    capacity = min(n_frames, MAX_TARGET_FRAMES)
+    shape = (capacity, *first.shape)
+    if capacity * first.nbytes <= IN_MEMORY_BYTES:
+        frames = np.empty(shape, np.uint8)
+    else:
+        spool.mkdir(parents=True, exist_ok=True)  # the output's folder: made now rather than at the end
+        with tempfile.TemporaryFile(dir=spool) as backing:
+            frames = np.memmap(backing, np.uint8, "w+", shape=shape)  # the mapping outlives the handle
+    frames[0] = first
+    count = 1
+    for frame in itertools.islice(decoded, capacity - 1):
+        frames[count] = _resize(frame, height)
+        count += 1
+    return frames[:count]
 
 
 def _face_in_view(track: FaceTrack, target: Path) -> np.ndarray:
@@ -177,7 +196,7 @@ def generate(
     if not info.is_image:
         driver.prepare(samples)  # e.g. recognise the phones while the target video is tracked
     n_frames = audio.frame_count(len(samples), audio_config)
-    frames = _read_target(target, n_frames, config.size)
+    frames = _read_target(target, n_frames, config.size, output.parent)
     lap("read")
 
     track = track_frames(frames, None if info.is_image else fps, TrackerConfig(), name=str(target),
