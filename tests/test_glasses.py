@@ -34,3 +34,16 @@ def test_no_glasses_on_a_bare_face(portrait, astronaut_landmarks):
 def test_glasses_are_found_on_real_portraits(name, expected):
     image = media.read_image(shared_media(f"portraits/{name}"))
     assert wears_glasses(image, face.track_frames([image], fps=None).landmarks[0]) == expected
+
+
+@pytest.mark.parametrize("name,scale,expected", [("glasses.png", 0.5, True), ("male_face.png", 0.25, False),
+                                                 ("male_face.png", 0.15, False), ("beard.png", 0.5, False)])
+def test_small_faces_are_judged_on_their_own_pixels(name, scale, expected):
+    """Enlarged in blocks, a small bare face (a wide shot, a big photo drawn at 1024 px) grew a bridge."""
+    import cv2
+
+    image = media.read_image(shared_media(f"portraits/{name}"))
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((small.shape[0] + 200, small.shape[1] + 200, 3), 90, np.uint8)
+    canvas[100:-100, 100:-100] = small
+    assert wears_glasses(canvas, face.track_frames([canvas], fps=None).landmarks[0]) == expected

@@ -33,6 +33,9 @@ _UPPER_LIDS = (159, 386)
 _LID_FREEDOM = 0.15          # the skin this near the lid margins (half eye-widths) still moves
 _RIM_REACH = 2.8             # a frame covers this far from the eye centre, in half eye-widths
 _EYE_SPAN_PX = 128.0          # the face is measured at this distance between the outer eye corners
+MIN_EYE_SPAN_PX = 40.0
+"""Faces smaller than this (outer eye corners apart, pixels) are not judged: a frame's
+bridge is then a pixel or two, and bare faces score as high (see :func:`wears_glasses`)."""
 
 
 def bridge_score(frame: np.ndarray, landmarks: np.ndarray) -> float:
@@ -50,7 +53,8 @@ def bridge_score(frame: np.ndarray, landmarks: np.ndarray) -> float:
     """
     span = float(np.linalg.norm(landmarks[_OUTER_CORNERS[0], :2] - landmarks[_OUTER_CORNERS[1], :2]))
     scale = _EYE_SPAN_PX / max(span, 1.0)
-    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR  # AREA enlarges in blocks: false edges
+    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=interpolation)
     grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.8)
     gradient = np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
     points = landmarks[:, :2] * scale
@@ -67,8 +71,13 @@ def bridge_score(frame: np.ndarray, landmarks: np.ndarray) -> float:
 
 
 def wears_glasses(frame: np.ndarray, landmarks: np.ndarray) -> bool:
-    """True if :func:`bridge_score` finds the bridge of a glasses frame."""
-    return bridge_score(frame, landmarks) > BRIDGE_THRESHOLD
+    """True if :func:`bridge_score` finds the bridge of a glasses frame.
+
+    A face under :data:`MIN_EYE_SPAN_PX` is taken to wear none: the shared portraits
+    scaled down to a 30-px eye span score 6-10 with or without glasses.
+    """
+    span = float(np.linalg.norm(landmarks[_OUTER_CORNERS[0], :2] - landmarks[_OUTER_CORNERS[1], :2]))
+    return span >= MIN_EYE_SPAN_PX and bridge_score(frame, landmarks) > BRIDGE_THRESHOLD
 
 
 def frame_weights(face_points: np.ndarray) -> np.ndarray:
