@@ -290,3 +290,16 @@ def test_a_long_target_is_spooled_to_disk_with_the_same_result(tmp_path, monkeyp
     assert spooled.n_frames == in_memory.n_frames
     np.testing.assert_array_equal(media.read_frames(tmp_path / "spooled.mp4"), media.read_frames(tmp_path / "memory.mp4"))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["memory.mp4", "spooled.mp4"]
+
+
+def test_a_huge_still_is_drawn_at_a_sane_size_unless_asked(tmp_path, speech_file, close_portrait):
+    """An 8000×6000 photo made an 8000×6000 video: 637 s and 8.4 GB for 6 s of speech."""
+    import cv2
+
+    photo = tmp_path / "photo.png"
+    media.write_image(photo, cv2.resize(close_portrait, (2400, 1800), interpolation=cv2.INTER_CUBIC))
+    summary = generate(speech_file, parse_emotion("happy"), photo, tmp_path / "out.mp4")
+    assert summary.size == (1024, 768)
+    assert "drawn 1024 px on its long side (the target is 2400x1800; --size to change)" in summary.notes
+    asked = generate(speech_file, parse_emotion("happy"), photo, tmp_path / "big.mp4", config=GenerateConfig(size=900))
+    assert asked.size == (1200, 900) and "drawn" not in asked.notes

@@ -169,7 +169,8 @@ def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> No
     parser.add_argument("--intensity", type=float,
                         help="intensity of a single emotion, 0 to 1 (default: 1)")
     parser.add_argument("--size", type=int,
-                        help="output height in pixels (default: the target's; a neural renderer's trained height)")
+                        help="output height in pixels (default: the target's, its long side at most 1024 for a "
+                             "still and 1920 for a video; a neural renderer's trained height)")
     parser.add_argument("--seed", type=int, default=0, help="seed of idle motion and blinks")
     parser.add_argument("--keep-expression", action="store_true",
                         help="keep the target's own expression (e.g. its smile) under the driven one")

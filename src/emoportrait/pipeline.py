@@ -49,6 +49,11 @@ STILL_FPS = 25.0
 MAX_TARGET_FRAMES = 3000
 """Target frames held in memory at most (2 min at 25 fps); longer targets are trimmed."""
 
+MAX_STILL_SIDE = 1024
+MAX_VIDEO_SIDE = 1920
+"""Longest output side, pixels, when no size is given: a larger still portrait (a
+24-megapixel photo) or video is drawn at this size, as players and encoders expect."""
+
 IN_MEMORY_BYTES = 1 << 30
 """Decoded target frames up to this size (1 GiB: 15 s of 720p video) are held in memory;
 larger targets are spooled to a temporary file (see :func:`_read_target`)."""
@@ -64,7 +69,8 @@ class GenerateConfig:
 
     Attributes:
         size: output height in pixels (width follows the target's aspect, even);
-            ``None`` keeps the target's resolution.
+            ``None`` keeps the target's resolution, its longer side capped at
+            :data:`MAX_STILL_SIDE` (a still) or :data:`MAX_VIDEO_SIDE` (a video).
         idle_motion_deg: head sway of a still portrait, degrees at most.
         seed: seeds the idle motion (blinks are seeded by the driver).
         keep_expression: keep the target's own expression (an open or smiling mouth)
@@ -114,6 +120,16 @@ def _resize(frame: np.ndarray, height: int | None) -> np.ndarray:
     width = max(2, round(frame.shape[1] * height / frame.shape[0] / 2) * 2)
     interpolation = cv2.INTER_AREA if height < frame.shape[0] else cv2.INTER_CUBIC
     return cv2.resize(frame, (width, height), interpolation=interpolation)
+
+
+def _output_height(info: media.VideoInfo, size: int | None) -> tuple[int | None, str]:
+    """The height to draw at (None: the target's own) and a note when it was capped."""
+    cap = MAX_STILL_SIDE if info.is_image else MAX_VIDEO_SIDE
+    longest = max(info.width, info.height)
+    if size is not None or longest <= cap:
+        return size, ""
+    height = max(2, round(info.height * cap / longest / 2) * 2)
+    return height, f"drawn {cap} px on its long side (the target is {info.width}x{info.height}; --size to change)"
 
 
 def _read_target(path: Path, n_frames: int, height: int | None, spool: Path) -> np.ndarray:
@@ -196,7 +212,8 @@ def generate(
     if not info.is_image:
         driver.prepare(samples)  # e.g. recognise the phones while the target video is tracked
     n_frames = audio.frame_count(len(samples), audio_config)
-    frames = _read_target(target, n_frames, config.size, output.parent)
+    height, size_note = _output_height(info, config.size)
+    frames = _read_target(target, n_frames, height, output.parent)
     lap("read")
 
     track = track_frames(frames, None if info.is_image else fps, TrackerConfig(), name=str(target),
@@ -217,7 +234,7 @@ def generate(
     lap("track")
 
     expression = driver.drive(samples, emotion, identity, n_frames, fps, eye_closure=closure)
-    notes = [driver.notes]
+    notes = [driver.notes, size_note]
     hidden = int((~in_view[schedule]).sum())
     if hidden:
         notes.append(f"no face in view on {hidden} of {n_frames} frame(s): they show the target unchanged")
