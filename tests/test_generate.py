@@ -303,3 +303,18 @@ def test_a_huge_still_is_drawn_at_a_sane_size_unless_asked(tmp_path, speech_file
     assert "drawn 1024 px on its long side (the target is 2400x1800; --size to change)" in summary.notes
     asked = generate(speech_file, parse_emotion("happy"), photo, tmp_path / "big.mp4", config=GenerateConfig(size=900))
     assert asked.size == (1200, 900) and "drawn" not in asked.notes
+
+
+def test_a_full_disk_is_a_one_line_error_and_leaves_nothing(tmp_path, capsys, monkeypatch, speech_file, still_file):
+    """A full disk while writing was an internal error ("please report it")."""
+    import errno
+
+    def full(self, frame):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".out.tmp.mp4"))
+
+    monkeypatch.setattr(media.VideoWriter, "write", full)
+    out = tmp_path / "out.mp4"
+    assert main(["generate", "--speech", str(speech_file), "--target", str(still_file), "-o", str(out)]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert line.startswith("emoportrait: error: no space left on device writing") and "free some space" in line
+    assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ failures print one line too (``--debug`` shows the traceback) and exit with 1.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -547,6 +548,10 @@ def _check_output_folders(args: argparse.Namespace) -> None:
             media.check_output_folder(folder)
 
 
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+"""A full disk or quota, a read-only file system, a file too large for it: the user's to fix."""
+
+
 class _Terminated(BaseException):
     """SIGTERM (what ``timeout``, docker and Slurm send), raised like Ctrl-C's
     KeyboardInterrupt so every ``finally`` runs and no temporary file is left."""
@@ -579,6 +584,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRORS:
+            where = f" writing '{exc.filename}'" if exc.filename else ""
+            print(f"emoportrait: error: {os.strerror(exc.errno).lower()}{where}; free some space or "
+                  "write somewhere else (the partial output was removed)", file=sys.stderr)
+            return 2
         first_line = (str(exc).strip().splitlines() or [""])[0]
         print(f"emoportrait: internal error: {type(exc).__name__}: {first_line} "
               "(run again with --debug for the traceback, and please report it)", file=sys.stderr)
