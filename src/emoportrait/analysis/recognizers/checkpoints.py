@@ -99,8 +99,8 @@ def read_config(directory: str | Path) -> CheckpointConfig:
         raise _not_a_checkpoint(directory, f"no {CONFIG_FILE}")
     try:
         config = load_config(CheckpointConfig, directory / CONFIG_FILE)
-    except TypeError as exc:  # a required setting is missing
-        raise _not_a_checkpoint(directory, f"its {CONFIG_FILE} is incomplete: {exc}") from exc
+    except InputError as exc:  # a setting missing, unknown or of the wrong type
+        raise _not_a_checkpoint(directory, f"its {CONFIG_FILE} is damaged: {exc}") from None
     if config.model not in MODELS:
         raise _not_a_checkpoint(directory, f"its {CONFIG_FILE} names model '{config.model}'")
     return config
