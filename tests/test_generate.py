@@ -318,3 +318,16 @@ def test_a_full_disk_is_a_one_line_error_and_leaves_nothing(tmp_path, capsys, mo
     line = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
     assert line.startswith("emoportrait: error: no space left on device writing") and "free some space" in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_speech_keeps_its_own_rate_and_channels(tmp_path, still_file):
+    """The output audio was always 16 kHz mono, even from 48 kHz stereo speech."""
+    mono = speechlike(2.0)
+    left = np.interp(np.arange(2 * 48000) / 3, np.arange(len(mono)), mono).astype(np.float32)
+    speech = tmp_path / "stereo48k.wav"
+    soundfile.write(speech, np.stack([left, 0.25 * left], axis=1), 48000)
+    generate(speech, parse_emotion("neutral"), still_file, tmp_path / "out.mp4")
+    played, rate = media.read_audio(tmp_path / "out.mp4", mono=False)
+    assert rate == 48000 and played.shape[0] == 2
+    ratio = np.abs(played[1]).max() / np.abs(played[0]).max()
+    assert ratio == pytest.approx(0.25, abs=0.03)  # the channels stay apart

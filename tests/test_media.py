@@ -231,3 +231,18 @@ def test_a_phone_clip_is_shown_as_its_display_matrix_turns_it(tmp_path, degrees)
     frame = next(media.iter_frames(path))
     assert frame.shape == shown.shape
     assert np.abs(frame.astype(int) - shown).mean() < 4
+
+
+def test_stereo_is_written_as_stereo_and_more_channels_are_refused(tmp_path):
+    t = np.arange(RATE) / RATE
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 660 * t)]).astype(np.float32)
+    frames = [np.zeros((32, 32, 3), np.uint8)] * 25
+    media.write_video(tmp_path / "stereo.mp4", frames, 25.0, stereo, RATE)
+    played, rate = media.read_audio(tmp_path / "stereo.mp4", mono=False)
+    assert rate == RATE and played.shape[0] == 2
+    assert np.abs(played[0]).max() == pytest.approx(0.5, abs=0.05)
+    assert np.abs(played[1]).max() == pytest.approx(0.1, abs=0.02)
+    assert media.read_audio(tmp_path / "stereo.mp4")[0].ndim == 1  # mono by default
+    with pytest.raises(InputError, match="give \\(S,\\) mono or \\(2, S\\) stereo"):
+        media.write_video(tmp_path / "surround.mp4", frames, 25.0, np.zeros((6, RATE), np.float32), RATE)
+    assert not (tmp_path / "surround.mp4").exists()

@@ -111,7 +111,7 @@ class GenerateSummary:
         notes = f"\n  {self.notes}" if self.notes else ""
         return (f"wrote {self.output}: {self.n_frames} frames ({duration:.2f} s at {self.fps:g} fps), "
                 f"{self.size[0]}x{self.size[1]}, {self.emotion}; {total:.1f} s "
-                f"({duration / total:.2f}x real time: {stages}){notes}")
+                f"({total / duration:.2f} s per second of video: {stages}){notes}")
 
 
 def _resize(frame: np.ndarray, height: int | None) -> np.ndarray:
@@ -246,7 +246,8 @@ def generate(
     landmarks = align_expression(identity, expression, pose)
     lap("drive")
 
-    with media.VideoWriter(output, fps, audio=samples, sample_rate=audio_config.sample_rate) as writer:
+    playback, rate = media.read_audio(speech, mono=False)  # the speech as heard: its own rate and channels
+    with media.VideoWriter(output, fps, audio=playback, sample_rate=rate) as writer:
         for t in tqdm(range(n_frames), desc="rendering", unit="frame", disable=not progress):
             k = schedule[t]
             rendered = renderer.render(frames[k], track.landmarks[k], landmarks[t]) if in_view[k] else frames[k]
