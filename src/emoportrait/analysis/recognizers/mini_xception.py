@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -138,7 +139,7 @@ def _keras_layers(model: MiniXception) -> list[tuple[nn.Module, str]]:
     return pairs
 
 
-def _read_layer(weights, name: str) -> dict[str, np.ndarray]:
+def _read_layer(weights: h5py.Group, name: str) -> dict[str, np.ndarray]:
     """Arrays of one Keras layer keyed by their short name (``kernel``, ``gamma``, ...)."""
     group = weights[name]
     arrays = {}
@@ -181,10 +182,6 @@ def load_keras_weights(model: MiniXception, hdf5_path: str | Path) -> None:
     Raises:
         InputError: the file is missing, not HDF5, or not this Keras model.
     """
-    try:
-        import h5py
-    except ImportError:
-        raise InputError("reading Keras .hdf5 weights needs h5py: pip install h5py") from None
     path = Path(hdf5_path)
     try:
         with h5py.File(path, "r") as file:
