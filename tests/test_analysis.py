@@ -162,7 +162,6 @@ def generated_videos(tmp_path_factory, close_portrait):
 
 
 def test_analyze_command_writes_the_report(tmp_path, capsys, generated_videos):
-    pytest.importorskip("h5py")
     out = tmp_path / "report"
     broken = generated_videos.parent / "broken"
     broken.mkdir(exist_ok=True)
@@ -178,10 +177,10 @@ def test_analyze_command_writes_the_report(tmp_path, capsys, generated_videos):
     assert videos["angry_002.mp4"]["error"]  # reported, not fatal
     assert (out / "index.html").exists() and (out / "confusion_mini_xception_fer2013.png").exists()
     assert "accuracy" in captured.out
+    assert "ground truth: 3 from emotion names in the file paths" in captured.out  # said, not silently assumed
 
 
 def test_analyze_fails_when_videos_fail_unless_asked_to_keep_going(tmp_path, capsys, generated_videos):
-    pytest.importorskip("h5py")
     broken = tmp_path / "angry_002.mp4"
     broken.write_bytes(b"\x00" * 100)
     assert main(["analyze", str(broken), "--report", str(tmp_path / "none")]) == 2

@@ -281,6 +281,10 @@ def _recognizers(args: argparse.Namespace) -> list:
     return recognizers
 
 
+_LISTED_VIDEOS = 20
+"""``analyze`` prints each video's verdict up to this many videos; the report lists all."""
+
+
 def _cmd_analyze(args: argparse.Namespace) -> None:
     import numpy as np
 
@@ -288,7 +292,8 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
 
     recognizers = _recognizers(args)
     videos = run.find_videos(args.inputs)
-    truths, notes = run.ground_truth(videos, args.labels)
+    truths, notes, sources = run.ground_truth(videos, args.labels)
+    print(sources)
     references = {}
     if args.reference is not None:
         for video in videos:
@@ -333,9 +338,12 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     summaries = report.write_report(results, [r.info for r in recognizers], args.report, notes, dataset_metrics)
     for name, value in dataset_metrics.items():
         print(f"{name}: {value:.3f}")
-    for result in results[:10]:
+    shown = results[:_LISTED_VIDEOS]
+    for result in shown:
         verdicts = ", ".join(f"{name}: {p.label}" for name, p in result.predictions.items())
         print(f"{result.path}: {result.truth or 'unlabelled'} -> {verdicts or result.error}")
+    if len(shown) < len(results):
+        print(f"... and {len(results) - len(shown)} more video(s): every one is in {args.report / 'index.html'}")
     for summary in summaries:
         if summary.videos:
             print(f"{summary.info.name}: accuracy {summary.accuracy:.2f} over {summary.videos} labelled video(s)")

@@ -189,10 +189,21 @@ def read_labels(path: Path, videos: Sequence[Path]) -> tuple[dict[Path, str], li
     return labels, problems
 
 
-def ground_truth(videos: Sequence[Path], labels_file: Path | None) -> tuple[dict[Path, str | None], list[str]]:
-    """Each video's MEAD emotion: from the labels file, else from its MEAD-style path."""
+def ground_truth(videos: Sequence[Path], labels_file: Path | None
+                 ) -> tuple[dict[Path, str | None], list[str], str]:
+    """Each video's MEAD emotion: from the labels file, else from its MEAD-style path.
+
+    Returns the truths, one line per problem of the labels file, and a line saying
+    where the truths came from (the user should know a file name was read as a label).
+    """
     labels, problems = read_labels(labels_file, videos) if labels_file else ({}, [])
-    return {video: labels.get(video) or emotion_from_path(video) for video in videos}, problems
+    from_paths = {video: emotion_from_path(video) for video in videos if video not in labels}
+    truths = {video: labels.get(video) or from_paths.get(video) for video in videos}
+    named = sum(emotion is not None for emotion in from_paths.values())
+    parts = [f"{len(labels)} from {labels_file}"] if labels_file else []
+    parts.append(f"{named} from emotion names in the file paths (MEAD style, e.g. M003_angry_level_3_001.mp4)")
+    parts.append(f"{len(videos) - len(labels) - named} unlabelled")
+    return truths, problems, "ground truth: " + ", ".join(parts)
 
 
 def analyse_videos(
