@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from .. import audio, face, media
 from ..emotions import canonical_emotion
 from ..errors import EmoportraitError, InputError
 from . import metrics
-from .crops import face_crops
+from .crops import face_crop
 from .labels import emotion_from_path
 from .recognizers import ClipRecognizer, FrameRecognizer
 from .syncnet import SyncNetHook, SyncScores
@@ -39,6 +40,8 @@ PROTOCOLS: tuple[str, ...] = ("mean", "vote", "last3")
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
 CROP_SIZE = 112
 """Side of the aligned crops handed to recognizers (each resizes to its own input)."""
+SYNCNET_CROP_SIZE = 224
+"""Side of the face crops handed to the SyncNet hook (syncnet_python's)."""
 
 
 @dataclass
@@ -96,6 +99,24 @@ def _predict(recognizer: FrameRecognizer | ClipRecognizer, crops: np.ndarray, fp
     return Prediction(labels[int(np.argmax(probabilities))], probabilities)
 
 
+def _crops_and_sharpness(path: Path, landmarks: np.ndarray, sizes: Sequence[int]
+                         ) -> tuple[list[np.ndarray], float]:
+    """Decode ``path`` once more (frames are never all held: a 4K video needed 12.7 GB) for
+    ``(T, S, S, 3)`` face crops at each of ``sizes`` and the mean CPBD sharpness of every
+    ``SHARPNESS_EVERY``-th frame (nan for frames under ``CPBD_MIN_SIZE``).
+
+    ``landmarks``: ``(T, 478, 3)`` pixels tracked on the frames.
+    """
+    crops: list[list[np.ndarray]] = [[] for _ in sizes]
+    sharpness = []
+    for index, frame in enumerate(itertools.islice(media.iter_frames(path), len(landmarks))):
+        for size, kept in zip(sizes, crops):
+            kept.append(face_crop(frame, landmarks[index], size))
+        if index % metrics.SHARPNESS_EVERY == 0 and min(frame.shape[:2]) >= metrics.CPBD_MIN_SIZE:
+            sharpness.append(metrics.cpbd(frame))
+    return [np.stack(kept) for kept in crops], float(np.mean(sharpness)) if sharpness else float("nan")
+
+
 def analyse_video(
     path: Path,
     truth: str | None,
@@ -108,20 +129,18 @@ def analyse_video(
     result = VideoResult(path=path, truth=truth)
     try:
         info = media.probe(path)
-        frames = media.read_frames(path)
-        track = face.track_frames(frames, info.fps, name=str(path))
-        crops = face_crops(frames, track.landmarks, CROP_SIZE)
-        result.frames, result.fps = len(frames), info.fps or 25.0
-        result.example_crop = crops[len(crops) // 2]
+        track = face.track_frames(media.iter_frames(path), info.fps, name=str(path))
+        sizes = (CROP_SIZE, SYNCNET_CROP_SIZE) if syncnet is not None and info.has_audio else (CROP_SIZE,)
+        crops, sharpness = _crops_and_sharpness(path, track.landmarks, sizes)
+        result.frames, result.fps = len(track), info.fps or 25.0
+        result.example_crop = crops[0][len(crops[0]) // 2]
         for recognizer in recognizers:
-            result.predictions[recognizer.info.name] = _predict(recognizer, crops, result.fps, protocol)
-        if min(frames.shape[1:3]) >= metrics.CPBD_MIN_SIZE:
-            result.sharpness = float(np.mean([metrics.cpbd(f) for f in frames[::metrics.SHARPNESS_EVERY]]))
+            result.predictions[recognizer.info.name] = _predict(recognizer, crops[0], result.fps, protocol)
+        result.sharpness = sharpness
         if info.has_audio:
             result.loudness = metrics.track_loudness_following(track, path)
             if syncnet is not None:
-                result.sync = syncnet.scores(face_crops(frames, track.landmarks, 224), audio.load_audio(path),
-                                             result.fps)
+                result.sync = syncnet.scores(crops[1], audio.load_audio(path), result.fps)
         if reference is not None:
             result.comparison = metrics.compare_videos(path, reference)
     except EmoportraitError as exc:  # the caller reports it (a log line here would break the progress bar)
