@@ -95,7 +95,7 @@ EMOTION_CHECKS = {
     "sad": [(61, 1, +1), (291, 1, +1)],
     "surprised": [(105, 1, -1), (334, 1, -1)],
     "angry": [(105, 1, +1), (334, 1, +1), (0, 1, -1)],   # brows down (AU4), teeth bared (AU10)
-    "fear": [(105, 1, -1), (334, 1, -1)],
+    "fear": [(107, 1, -1), (336, 1, -1)],  # inner brows up (AU1; AU4 holds the middle: oblique brows)
     "disgusted": [(0, 1, -1), (105, 1, +1), (334, 1, +1)],  # upper lip up (AU10), brows down (AU4)
 }
 

@@ -230,6 +230,8 @@ def test_disgusted_raises_the_nose_wings(deltas):
 def test_fear_raises_the_brows_and_stretches_the_lips(deltas, identity):
     moved = deltas["fear"]
     assert np.all(moved[list(INNER_BROWS), 1] < -0.05)
+    assert np.all(moved[list(INNER_BROWS), 1] < moved[list(MID_BROWS), 1] - 0.05)  # oblique: inner ends highest
+    assert moved[INNER_BROWS[0], 0] > 0.03 and moved[INNER_BROWS[1], 0] < -0.03   # and drawn together (AU4)
     assert distance(identity + moved, CORNERS) > distance(identity, CORNERS) + 0.1
 
 

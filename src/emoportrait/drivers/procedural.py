@@ -63,10 +63,12 @@ _PROTOTYPES: dict[str, dict[str, float]] = {
     "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.6, "AU41": 1.0},     # oblique brows, drooping
                                                                                  # lids, corners down
     "angry": {"AU4": 1.2, "AU5": 0.5, "AU7": 1.0, "AU10": 0.6, "AU23": 0.4, "AU25": 0.6},  # glare, bared teeth
-    "fear": {"AU1": 1.2, "AU2": 0.7, "AU4": 0.4, "AU5": 1.2, "AU20": 1.2, "AU25": 0.6, "AU26": 0.3},
+    # fear: inner brows up and drawn together (AU1 + AU4: oblique, not arched as in surprise),
+    # upper lids up, lips stretched sideways and parted
+    "fear": {"AU1": 1.8, "AU2": 0.4, "AU4": 0.8, "AU5": 1.5, "AU20": 1.6, "AU25": 1.0, "AU26": 0.6},
     "disgusted": {"AU9": 0.6, "AU10": 1.2, "AU4": 0.5, "AU6": 0.4, "AU7": 0.5, "AU15": 0.4, "AU17": 0.5},
     "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.2, "AU25": 0.5, "AU26": 1.0},  # raised brows, dropped jaw
-    "contempt": {"AU12R": 0.8, "AU14R": 1.2, "AU1": 0.4, "AU2": 0.3},          # one-sided smirk, brows up
+    "contempt": {"AU12R": 1.2, "AU14R": 1.8, "AU1": 0.4, "AU2": 0.3},          # one-sided smirk, brows up
                                                                                  # (both MEAD actors raise them)
 }
 
