@@ -221,19 +221,33 @@ def _normals(points: np.ndarray, toward: np.ndarray) -> np.ndarray:
 
 def _draw(canvas: np.ndarray, points: np.ndarray, strength: np.ndarray, width: float) -> None:
     """Raise ``canvas`` to a Gaussian ridge of peak ``strength`` along the polyline (pixels):
-    where creases meet (lines bunched on a small face) the deeper one shows, they do not add up."""
-    layer = np.zeros_like(canvas)
-    scale = 16.0  # 4 fractional bits of cv2.line's fixed-point coordinates
-    dense = max(2, int(np.ceil(np.linalg.norm(np.diff(points, axis=0), axis=1).sum())))
-    along = np.linspace(0.0, len(points) - 1.0, dense)
-    xy = np.stack([np.interp(along, np.arange(len(points)), points[:, k]) for k in (0, 1)], axis=1)
-    values = np.interp(along, np.arange(len(points)), strength)
-    for k in range(dense - 1):
-        start, end = tuple(np.round(xy[k] * scale).astype(int)), tuple(np.round(xy[k + 1] * scale).astype(int))
-        cv2.line(layer, start, end, float(values[k]), 1, cv2.LINE_AA, shift=4)
+    where creases meet (lines bunched on a small face) the deeper one shows, they do not add up.
+
+    Only the crease's own box (the polyline and 4 sigma around it) is drawn and blurred;
+    the polyline is cut into segments of half a sigma (at least a pixel), each of one
+    strength, which the blur makes smooth."""
     sigma = max(width, 0.5)
+    pad = int(np.ceil(4.0 * sigma)) + 2
+    height, width_px = canvas.shape
+    x0, y0 = (max(int(np.floor(v)) - pad, 0) for v in points.min(axis=0))
+    x1 = min(int(np.ceil(points[:, 0].max())) + pad + 1, width_px)
+    y1 = min(int(np.ceil(points[:, 1].max())) + pad + 1, height)
+    if x1 <= x0 or y1 <= y0:
+        return
+    layer = np.zeros((y1 - y0, x1 - x0), canvas.dtype)
+    local = points - (x0, y0)
+    scale = 16.0  # 4 fractional bits of cv2.line's fixed-point coordinates
+    length = float(np.linalg.norm(np.diff(local, axis=0), axis=1).sum())
+    dense = max(2, int(np.ceil(length / max(1.0, 0.5 * sigma))))
+    along = np.linspace(0.0, len(points) - 1.0, dense)
+    xy = np.stack([np.interp(along, np.arange(len(points)), local[:, k]) for k in (0, 1)], axis=1)
+    values = np.interp(along, np.arange(len(points)), strength)
+    ends = np.round(xy * scale).astype(int)
+    for k in range(dense - 1):
+        cv2.line(layer, tuple(ends[k]), tuple(ends[k + 1]), float(values[k]), 1, cv2.LINE_AA, shift=4)
     layer = cv2.GaussianBlur(layer, (0, 0), sigma)
-    np.maximum(canvas, layer * max(1.0, np.sqrt(2.0 * np.pi) * sigma), out=canvas)
+    # a 1-px line blurred by sigma peaks at 1 / (sqrt(2 pi) sigma): scaled back to the strength
+    np.maximum(canvas[y0:y1, x0:x1], layer * max(1.0, np.sqrt(2.0 * np.pi) * sigma), out=canvas[y0:y1, x0:x1])
 
 
 def shade_creases(out: np.ndarray, source: np.ndarray, target: np.ndarray,
