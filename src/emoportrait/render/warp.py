@@ -265,25 +265,27 @@ def _warp(frame: np.ndarray, out: np.ndarray, source: np.ndarray, layout: _Layou
     maps = _backward_maps(layout.points, source_points, layout.faces)
     moving = (np.any(layout.points[layout.faces] != source_points[layout.faces], axis=(1, 2))
               & np.isfinite(maps[:, 0, 0]))
-    rows, cols = np.nonzero(index >= 0)
-    chosen = index[rows, cols]
-    keep = moving[chosen]
-    rows, cols, chosen = rows[keep], cols[keep], chosen[keep]
-    pixels = np.column_stack([cols + float(x0), rows + float(y0), np.ones(len(rows))])
-    fetched = np.einsum("pcj,pj->pc", maps[chosen], pixels).astype(np.float32)
-    map_x, map_y = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    map_x[rows, cols] = fetched[:, 0]
-    map_y[rows, cols] = fetched[:, 1]
+    # Each pixel's triangle's affine map, gathered over the whole box (the last row, the
+    # identity, for pixels that are not written): a gather and a few products per pixel.
+    identity = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    written = index >= 0
+    written[written] = moving[index[written]]
+    chosen = np.where(written, index, len(maps))
+    # about the box's origin, so float32 keeps a 1/1000 pixel on any frame size
+    local = np.concatenate([maps, identity]).copy()
+    local[:, :, 2] += local[:, :, 0] * x0 + local[:, :, 1] * y0
+    coefficients = local.reshape(-1, 6).T.astype(np.float32)                 # (6, F + 1)
+    xs = np.arange(x1 - x0, dtype=np.float32)[None, :]
+    ys = np.arange(y1 - y0, dtype=np.float32)[:, None]
+    a, b, c, d, e, f = (row[chosen] for row in coefficients)
+    map_x, map_y = a * xs + b * ys + c, d * xs + e * ys + f
     warped = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     if folds > 0:
         prone = np.concatenate([_FOLD_POINTS, np.zeros(len(layout.points) - N_MESH)])[layout.faces].mean(axis=1)
         squeeze = np.maximum(_compression(maps) - _FOLD_DEAD_ZONE, 0.0) * prone
-        darkening = np.zeros((y1 - y0, x1 - x0), np.float32)
-        darkening[rows, cols] = np.clip(folds * squeeze[chosen], 0.0, _FOLD_MAX)
+        darkening = np.clip(folds * np.append(squeeze, 0.0)[chosen], 0.0, _FOLD_MAX).astype(np.float32)
         darkening = cv2.GaussianBlur(darkening, (0, 0), fold_blur)[..., None]
         warped = np.clip(warped * (1.0 - darkening * SHADOW_TINT), 0, 255).astype(np.uint8)
-    written = np.zeros((y1 - y0, x1 - x0), bool)
-    written[rows, cols] = True
     np.copyto(out[y0:y1, x0:x1], warped, where=written[:, :, None])
 
 
