@@ -272,7 +272,7 @@ def _warp(frame: np.ndarray, out: np.ndarray, source: np.ndarray, layout: _Layou
     written[written] = moving[index[written]]
     chosen = np.where(written, index, len(maps))
     # about the box's origin, so float32 keeps a 1/1000 pixel on any frame size
-    local = np.concatenate([maps, identity]).copy()
+    local = np.concatenate([maps, identity])
     local[:, :, 2] += local[:, :, 0] * x0 + local[:, :, 1] * y0
     coefficients = local.reshape(-1, 6).T.astype(np.float32)                 # (6, F + 1)
     xs = np.arange(x1 - x0, dtype=np.float32)[None, :]
