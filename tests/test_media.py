@@ -246,3 +246,13 @@ def test_stereo_is_written_as_stereo_and_more_channels_are_refused(tmp_path):
     with pytest.raises(InputError, match="give \\(S,\\) mono or \\(2, S\\) stereo"):
         media.write_video(tmp_path / "surround.mp4", frames, 25.0, np.zeros((6, RATE), np.float32), RATE)
     assert not (tmp_path / "surround.mp4").exists()
+
+
+def test_a_rate_aac_cannot_carry_is_resampled_to_the_next_one_up(tmp_path):
+    """The speech now keeps its own rate; at 37 kHz the AAC encoder refused to open."""
+    rate = 37000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+    media.write_video(tmp_path / "odd.mp4", [np.zeros((32, 32, 3), np.uint8)] * 25, 25.0, tone, rate)
+    played, played_rate = media.read_audio(tmp_path / "odd.mp4")
+    assert played_rate == 44100 and abs(len(played) / played_rate - 1.0) < 0.05
+    assert np.abs(played).max() == pytest.approx(0.3, abs=0.03)

@@ -23,6 +23,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import soxr
 
 from .errors import InputError
 
@@ -334,6 +335,10 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+"""Sample rates (Hz) AAC carries; :class:`VideoWriter` resamples others to the next one up."""
+
+
 class VideoWriter:
     """Write an H.264 (yuv420p) mp4, optionally with an AAC audio track, atomically.
 
@@ -368,6 +373,11 @@ class VideoWriter:
         self._audio = None if audio is None else np.atleast_2d(np.asarray(audio, np.float32))
         if self._audio is not None and len(self._audio) not in (1, 2):
             raise InputError(f"audio of shape {self._audio.shape}: give (S,) mono or (2, S) stereo samples")
+        if self._audio is not None and sample_rate not in AAC_RATES:  # e.g. 37 kHz: AAC cannot carry it
+            rate = min((r for r in AAC_RATES if r > sample_rate), default=max(AAC_RATES))
+            self._audio = np.ascontiguousarray(soxr.resample(self._audio.T, sample_rate, rate, quality="HQ").T,
+                                               dtype=np.float32)
+            sample_rate = rate
         self._sample_rate = sample_rate
         self._options = {"crf": str(crf), "preset": preset}
         self._atomic = atomic_output(self.path)
