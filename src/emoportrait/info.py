@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.resources
 import importlib.util
 import os
 import platform
@@ -51,7 +50,9 @@ def _bundled_models() -> list[tuple[str, str]]:
     }
     models = [(name, f"bundled: {path}" if path.is_file() else f"MISSING from the mediapipe wheel ({path})")
               for name, path in files.items()]
-    fer_file = Path(str(importlib.resources.files("emoportrait") / "data" / "mini_xception_fer2013.safetensors"))
+    from .analysis.recognizers.mini_xception import bundled_weights
+
+    fer_file = bundled_weights()
     models.append(("default FER, mini-Xception (FER2013)",
                    f"bundled: {fer_file}" if fer_file.is_file() else f"MISSING from the emoportrait package ({fer_file})"))
     speech = importlib.util.find_spec("pocketsphinx")
