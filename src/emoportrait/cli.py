@@ -267,90 +267,36 @@ def _cmd_train_renderer(args: argparse.Namespace) -> None:
               f"{last:.1f} dB over the last {DRIFT_SPAN}{drifts}")
 
 
-def _recognizers(args: argparse.Namespace) -> list:
-    from .analysis.recognizers.checkpoints import load_recognizer
-
-    recognizers = []
-    if not args.no_default_fer:
-        from .analysis.recognizers.mini_xception import MiniXceptionRecognizer
-
-        recognizers.append(MiniXceptionRecognizer())
-    recognizers += [load_recognizer(path) for path in [*args.fer, *args.mer]]
-    if not recognizers:
-        raise InputError("no recognizer to run: drop --no-default-fer or pass --fer/--mer checkpoints")
-    return recognizers
-
-
 _LISTED_VIDEOS = 20
 """``analyze`` prints each video's verdict up to this many videos; the report lists all."""
 
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
-    import numpy as np
+    from .analysis.analyze import analyze, recognizers
 
-    from .analysis import report, run
-
-    recognizers = _recognizers(args)
-    videos = run.find_videos(args.inputs)
-    truths, notes, sources = run.ground_truth(videos, args.labels)
-    print(sources)
-    references = {}
-    if args.reference is not None:
-        for video in videos:
-            candidate = args.reference / video.name
-            if candidate.is_file():
-                references[video] = candidate
-            else:
-                notes.append(f"no reference video '{candidate}' for {video}")
-    for note in notes:
+    chosen = recognizers([*args.fer, *args.mer], default_fer=not args.no_default_fer)
+    outcome = analyze(args.inputs, args.report, chosen, labels=args.labels, reference=args.reference,
+                      protocol=args.protocol, fid_model=args.fid_model, syncnet_model=args.syncnet_model,
+                      progress=True)
+    print(outcome.sources)
+    for note in outcome.notes:
         print(f"emoportrait: warning: {note}", file=sys.stderr)
-    extractor = None
-    if args.fid_model is not None:
-        from .analysis.fid import FeatureExtractor
-
-        if not references:
-            raise InputError("--fid-model compares with reference videos: give --reference REF_DIR too")
-        extractor = FeatureExtractor(args.fid_model)
-    syncnet = None
-    if args.syncnet_model is not None:
-        from .analysis.syncnet import SyncNetHook
-
-        syncnet = SyncNetHook(args.syncnet_model)
-    results = run.analyse_videos(videos, truths, recognizers, args.protocol, references, progress=True,
-                                 syncnet=syncnet)
-    failed = [r for r in results if r.error]
-    if len(failed) == len(results):
-        raise InputError(f"none of the {len(results)} video(s) could be analysed; the first: "
-                         f"{failed[0].path}: {failed[0].error}")
-    for result in failed:
-        print(f"emoportrait: warning: skipped {result.path}: {result.error}", file=sys.stderr)
-    notes += [f"{r.path}: {r.error}" for r in failed]
-    dataset_metrics = {}
-    scored = [r.sync for r in results if r.sync is not None]
-    if scored:
-        dataset_metrics["LSE-C"] = float(np.mean([s.lse_c for s in scored]))
-        dataset_metrics["LSE-D"] = float(np.mean([s.lse_d for s in scored]))
-    if extractor is not None:
-        from .analysis.fid import video_fid
-
-        compared = [r.path for r in results if r.error is None and r.path in references]
-        dataset_metrics["FID"] = video_fid(compared, [references[p] for p in compared], extractor)
-    summaries = report.write_report(results, [r.info for r in recognizers], args.report, notes, dataset_metrics)
-    for name, value in dataset_metrics.items():
+    for name, value in outcome.dataset_metrics.items():
         print(f"{name}: {value:.3f}")
+    results = outcome.results
     shown = results[:_LISTED_VIDEOS]
     for result in shown:
         verdicts = ", ".join(f"{name}: {p.label}" for name, p in result.predictions.items())
         print(f"{result.path}: {result.truth or 'unlabelled'} -> {verdicts or result.error}")
     if len(shown) < len(results):
-        print(f"... and {len(results) - len(shown)} more video(s): every one is in {args.report / 'index.html'}")
-    for summary in summaries:
+        print(f"... and {len(results) - len(shown)} more video(s): every one is in {outcome.report}")
+    for summary in outcome.summaries:
         if summary.videos:
             print(f"{summary.info.name}: accuracy {summary.accuracy:.2f} over {summary.videos} labelled video(s)")
-    print(f"wrote {args.report / 'index.html'}")
-    if failed and not args.keep_going:
-        raise InputError(f"{len(failed)} of {len(results)} videos could not be analysed (listed above and in "
-                         "the report); pass --keep-going to accept a report without them")
+    print(f"wrote {outcome.report}")
+    if outcome.failed and not args.keep_going:
+        raise InputError(f"{len(outcome.failed)} of {len(results)} videos could not be analysed (listed above and "
+                         "in the report); pass --keep-going to accept a report without them")
 
 
 def _cmd_train_recognizer(args: argparse.Namespace) -> None:
