@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Install emoportrait and everything it needs on a fresh Debian/Ubuntu machine:
 # the system libraries OpenCV needs, then a virtual environment in .venv with the
-# package (editable) and its Python dependencies. Pass --dev to add the test tools.
+# package (editable) and its Python dependencies. Pass --dev to add the test tools
+# (pytest, the web page's Gradio, Playwright and Debian's Chromium for its browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+system_extras=""
+if [ "${1:-}" = "--dev" ]; then
+    extras="[dev,ui]"
+    system_extras="chromium"   # the UI test's browser (Playwright drives it; nothing is downloaded)
+fi
 
 if command -v apt-get >/dev/null 2>&1; then
     sudo=""
@@ -15,7 +20,7 @@ if command -v apt-get >/dev/null 2>&1; then
     # libgl1 + libglib2.0-0: shared libraries of the OpenCV wheel that MediaPipe pulls in;
     # espeak-ng: speech for 'emoportrait make-dataset' (the synthetic MEAD-layout data set).
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-        libgl1 libglib2.0-0 espeak-ng >/dev/null
+        libgl1 libglib2.0-0 espeak-ng $system_extras >/dev/null
 fi
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

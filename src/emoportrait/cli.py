@@ -132,10 +132,8 @@ def _run_generate(speech: Path, target: Path, output: Path, args: argparse.Names
     from .pipeline import GenerateConfig, generate
 
     emotion = parse_emotion(args.emotion, args.intensity)
-    renderer = _renderer(args)
-    size = args.size if args.size or renderer is None else renderer.size[1]  # a neural renderer's trained height
-    config = GenerateConfig(size=size, seed=args.seed, keep_expression=args.keep_expression)
-    summary = generate(speech, emotion, target, output, driver=_driver(args), renderer=renderer,
+    config = GenerateConfig(size=args.size, seed=args.seed, keep_expression=args.keep_expression)
+    summary = generate(speech, emotion, target, output, driver=_driver(args), renderer=_renderer(args),
                        config=config, progress=True)
     if getattr(args, "emotion_audio", None):
         summary.emotion = f"the emotion of '{args.emotion_audio.name}'"
@@ -297,6 +295,18 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     if outcome.failed and not args.keep_going:
         raise InputError(f"{len(outcome.failed)} of {len(results)} videos could not be analysed (listed above and "
                          "in the report); pass --keep-going to accept a report without them")
+
+
+def _cmd_ui(args: argparse.Namespace) -> None:
+    from .ui import Runs, serve
+
+    runs = Runs.named(args.weights, args.renderer_weights, [*args.fer, *args.mer])
+    try:
+        serve(runs, args.host, args.port, open_browser=args.open)
+    except OSError as exc:
+        if "port" not in str(exc).lower():
+            raise
+        raise InputError(f"port {args.port} on {args.host} is taken; pass another with --port") from None
 
 
 def _cmd_train_recognizer(args: argparse.Namespace) -> None:
@@ -468,6 +478,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_recognizer(train, "mer", ["stcnn"], ["smic"], "micro-expression recognizer (MicroExpSTCNN)")
 
     _add_import_weights(commands)
+
+    ui = commands.add_parser("ui", help="a local web page to generate and analyze videos "
+                             "(needs: pip install 'emoportrait[ui]')")
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="address to serve on (default: %(default)s, this machine only; 0.0.0.0 for the network)")
+    ui.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    ui.add_argument("--weights", type=Path, action="append", default=[],
+                    help="an audio2lm run offered as the learned driver; repeatable")
+    ui.add_argument("--renderer-weights", type=Path, action="append", default=[],
+                    help="a renderer run offered as the neural renderer; repeatable")
+    ui.add_argument("--fer", type=Path, action="append", default=[],
+                    help="a FER checkpoint the analysis tab runs beside the bundled one; repeatable")
+    ui.add_argument("--mer", type=Path, action="append", default=[], help="likewise, a MER checkpoint")
+    ui.add_argument("--open", action="store_true", help="open the page in the default browser")
+    ui.set_defaults(handler=_cmd_ui)
 
     info = commands.add_parser("info", help="versions, processors, codecs and models available")
     info.set_defaults(handler=_cmd_info)

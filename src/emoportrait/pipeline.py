@@ -212,7 +212,8 @@ def generate(
     if not info.is_image:
         driver.prepare(samples)  # e.g. recognise the phones while the target video is tracked
     n_frames = audio.frame_count(len(samples), audio_config)
-    height, size_note = _output_height(info, config.size)
+    trained = getattr(renderer, "trained_height", None)  # a neural renderer draws at its trained height
+    height, size_note = _output_height(info, config.size if config.size is not None else trained)
     frames = _read_target(target, n_frames, height, output.parent)
     lap("read")
 

@@ -14,7 +14,11 @@ from .warp import WarpConfig, WarpRenderer
 
 
 class Renderer(Protocol):
-    """What :func:`emoportrait.pipeline.generate` needs from a renderer."""
+    """What :func:`emoportrait.pipeline.generate` needs from a renderer.
+
+    A renderer trained for one frame height (the neural one) also has a
+    ``trained_height: int`` attribute: ``generate`` draws at that height unless told a size.
+    """
 
     def start(self, frames: Sequence[np.ndarray], landmarks: np.ndarray, found: np.ndarray) -> None:
         """Called once per video before its first :meth:`render`, with the target's ``T``

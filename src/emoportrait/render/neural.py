@@ -321,7 +321,8 @@ class NeuralRenderer:
         try:
             self.generator = Generator(config_from_dict(GeneratorConfig, settings["generator"]))
             self.edges = config_from_dict(EdgeConfig, settings["edges"])
-            self.size: tuple[int, int] = (int(settings["width"]), int(settings["size"]))
+            self.size: tuple[int, int] = (int(settings["width"]), int(settings["size"]))  # (W, H)
+            self.trained_height = self.size[1]  # generate draws at this height unless told a size
         except (KeyError, TypeError, ValueError, InputError) as exc:
             problem = f"lacks {exc}" if isinstance(exc, KeyError) else f"is damaged ({exc})"
             raise InputError(f"the config.yaml of '{folder}' {problem}; train the renderer again with: "
