@@ -11,7 +11,7 @@ from pathlib import Path
 from . import __version__
 
 _LIBRARIES = ("numpy", "mediapipe", "av", "librosa", "pocketsphinx", "opencv-contrib-python", "scikit-image",
-              "torch")
+              "torch", "gradio")  # gradio: the optional web page (pip install 'emoportrait[ui]')
 
 
 def _version(distribution: str) -> str:
