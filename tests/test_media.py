@@ -231,6 +231,9 @@ def test_a_phone_clip_is_shown_as_its_display_matrix_turns_it(tmp_path, degrees)
     frame = next(media.iter_frames(path))
     assert frame.shape == shown.shape
     assert np.abs(frame.astype(int) - shown).mean() < 4
+    halved = next(media.iter_frames(path, height=shown.shape[0] // 2))  # scaled while decoding, then turned
+    assert halved.shape == (shown.shape[0] // 2, shown.shape[1] // 2, 3)
+    assert np.abs(halved.astype(int) - media.resize_to_height(shown, shown.shape[0] // 2)).mean() < 6
 
 
 def test_stereo_is_written_as_stereo_and_more_channels_are_refused(tmp_path):

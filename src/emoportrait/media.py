@@ -151,10 +151,35 @@ def _rotation(frame: av.VideoFrame) -> int:
     return round(frame.rotation / 90) % 4
 
 
-def _upright(frame: av.VideoFrame) -> np.ndarray:
+def width_at(width: int, height: int, new_height: int) -> int:
+    """The even width that keeps a ``width`` × ``height`` frame's aspect at ``new_height``."""
+    return max(2, round(width * new_height / height / 2) * 2)
+
+
+def resize_to_height(frame: np.ndarray, height: int | None) -> np.ndarray:
+    """``(H, W, 3)`` → ``(height, W', 3)``, the aspect kept (:func:`width_at`); None or
+    the frame's own height returns it as it is. Area averaging down, bicubic up."""
+    if height is None or frame.shape[0] == height:
+        return frame
+    interpolation = cv2.INTER_AREA if height < frame.shape[0] else cv2.INTER_CUBIC
+    return cv2.resize(frame, (width_at(frame.shape[1], frame.shape[0], height), height), interpolation=interpolation)
+
+
+def _upright(frame: av.VideoFrame, height: int | None = None) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB of a decoded frame, turned as its display matrix says
-    (as players and ffmpeg show it)."""
-    return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), _rotation(frame)))
+    (as players and ffmpeg show it), at ``height`` when given (scaled by FFmpeg's
+    swscale in the same pass as the colour conversion: twice as fast as converting,
+    then resizing a 1080p frame)."""
+    turns = _rotation(frame)
+    shown_width, shown_height = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+    if height is None or height == shown_height:
+        rgb = frame.to_ndarray(format="rgb24")
+    else:
+        width = width_at(shown_width, shown_height, height)
+        size = (height, width) if turns % 2 else (width, height)  # (W, H) before turning
+        rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1],
+                               interpolation="AREA" if height < shown_height else "BICUBIC")
+    return np.ascontiguousarray(np.rot90(rgb, turns))
 
 
 def _first_rotation(container: av.container.InputContainer, stream) -> int:
@@ -167,15 +192,16 @@ def _first_rotation(container: av.container.InputContainer, stream) -> int:
     return 0
 
 
-def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Yield the frames of a video (or the single frame of an image), ``(H, W, 3)`` uint8 RGB.
+def iter_frames(path: str | Path, height: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the frames of a video (or the single frame of an image), ``(H, W, 3)`` uint8 RGB,
+    scaled to ``height`` pixels high (aspect kept, :func:`width_at`) when given.
 
     Frames are decoded one at a time. A file that turns out to be truncated or
     corrupt part-way raises :class:`InputError` naming the frame where it broke.
     """
     path = _require_file(path)
     if is_image(path):
-        yield read_image(path)
+        yield resize_to_height(read_image(path), height)
         return
     index = 0
     with _open_container(path) as container:
@@ -185,7 +211,7 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
-                yield _upright(frame)
+                yield _upright(frame, height)
                 index += 1
         except _AV_ERRORS as exc:
             raise InputError(

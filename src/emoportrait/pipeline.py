@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -114,21 +113,13 @@ class GenerateSummary:
                 f"({total / duration:.2f} s per second of video: {stages}){notes}")
 
 
-def _resize(frame: np.ndarray, height: int | None) -> np.ndarray:
-    if height is None or frame.shape[0] == height:
-        return frame
-    width = max(2, round(frame.shape[1] * height / frame.shape[0] / 2) * 2)
-    interpolation = cv2.INTER_AREA if height < frame.shape[0] else cv2.INTER_CUBIC
-    return cv2.resize(frame, (width, height), interpolation=interpolation)
-
-
 def _output_height(info: media.VideoInfo, size: int | None) -> tuple[int | None, str]:
     """The height to draw at (None: the target's own) and a note when it was capped."""
     cap = MAX_STILL_SIDE if info.is_image else MAX_VIDEO_SIDE
     longest = max(info.width, info.height)
     if size is not None or longest <= cap:
         return size, ""
-    height = max(2, round(info.height * cap / longest / 2) * 2)
+    height = max(2, round(info.height * cap / longest / 2) * 2)  # the long side at the cap
     return height, f"drawn {cap} px on its long side (the target is {info.width}x{info.height}; --size to change)"
 
 
@@ -137,8 +128,8 @@ def _read_target(path: Path, n_frames: int, height: int | None, spool: Path) -> 
     target, resized. Beyond :data:`IN_MEMORY_BYTES` they are kept in an unnamed temporary
     file in the folder ``spool`` (mapped: the page cache holds them, and gives them back
     under memory pressure; the system deletes the file however the run ends)."""
-    decoded = media.iter_frames(path)
-    first = _resize(next(decoded), height)
+    decoded = media.iter_frames(path, height)
+    first = next(decoded)
     capacity = min(n_frames, MAX_TARGET_FRAMES)
     shape = (capacity, *first.shape)
     if capacity * first.nbytes <= IN_MEMORY_BYTES:
@@ -150,7 +141,7 @@ def _read_target(path: Path, n_frames: int, height: int | None, spool: Path) -> 
     frames[0] = first
     count = 1
     for frame in itertools.islice(decoded, capacity - 1):
-        frames[count] = _resize(frame, height)
+        frames[count] = frame
         count += 1
     return frames[:count]
 
