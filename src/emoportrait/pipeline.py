@@ -239,12 +239,15 @@ def generate(
     lap("drive")
 
     playback, rate = media.read_audio(speech, mono=False)  # the speech as heard: its own rate and channels
-    with media.VideoWriter(output, fps, audio=playback, sample_rate=rate) as writer:
-        for t in tqdm(range(n_frames), desc="rendering", unit="frame", disable=not progress):
+    # the bar before the writer: an interrupt in the bar's set-up would leave a half-made bar
+    bar = tqdm(total=n_frames, desc="rendering", unit="frame", disable=not progress)
+    with bar, media.VideoWriter(output, fps, audio=playback, sample_rate=rate) as writer:
+        for t in range(n_frames):
             k = schedule[t]
             rendered = renderer.render(frames[k], track.landmarks[k], landmarks[t]) if in_view[k] else frames[k]
             lap("render")
             writer.write(rendered)
+            bar.update()
             lap("encode")
     lap("encode")
     height, width = frames[0].shape[:2]
