@@ -252,6 +252,22 @@ def test_generate_with_the_neural_renderer(trained, tmp_path, close_portrait, ca
     assert not other.exists()
 
 
+def test_the_web_page_offers_a_given_renderer_run(trained, tmp_path, close_portrait):
+    import soundfile
+
+    from emoportrait.ui import PROCEDURAL, Runs, emotion_spec, make_video
+
+    from .test_generate import RATE, speechlike
+
+    speech = tmp_path / "speech.wav"
+    soundfile.write(speech, speechlike(1.2, active=((0.1, 1.0),)), RATE)
+    portrait = tmp_path / "portrait.png"
+    media.write_image(portrait, close_portrait)
+    runs = Runs.named(renderers=[trained])
+    video, summary = make_video(portrait, speech, emotion_spec("happy", 0.5), tmp_path, runs, PROCEDURAL, trained.name)
+    assert media.probe(video).height == 64 and "happy 0.50" in summary  # drawn at the run's trained height
+
+
 def test_train_renderer_command_rejects_a_short_video(tmp_path, capsys):
     from emoportrait.cli import main
 

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
@@ -47,7 +48,7 @@ def _gradio():
     return gradio
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runs:
     """Trained runs the page offers, by the name shown (their folder's name).
 
@@ -122,8 +123,8 @@ def make_video(
 
         renderer_run = NeuralRenderer(runs.renderers[renderer])
     described = f"the emotion of '{Path(emotion_audio).name}'" if learned and emotion_audio else emotion.describe()
-    out_folder = Path(tempfile.mkdtemp(dir=out_folder))
-    output = out_folder / f"{_slug(Path(target).stem)}_{_slug(described)}.mp4"
+    folder = Path(tempfile.mkdtemp(dir=out_folder))  # one per video: two requests never collide
+    output = folder / f"{_slug(Path(target).stem)}_{_slug(described)}.mp4"
     summary = generate(speech, emotion, target, output, driver=learned, renderer=renderer_run,
                        config=GenerateConfig(size=size or None, seed=seed, keep_expression=keep_expression),
                        progress=True)
@@ -178,10 +179,9 @@ def _shown(handler: Callable) -> Callable:
     return wrapper
 
 
-def build_app(runs: Runs = Runs(), out_folder: Path | None = None):
-    """The page as a ``gradio.Blocks``; outputs go under ``out_folder`` (default: a new temp folder)."""
+def build_app(runs: Runs, out_folder: Path):
+    """The page as a ``gradio.Blocks``; its videos and reports are written under ``out_folder``."""
     gr = _gradio()
-    out_folder = Path(out_folder or tempfile.mkdtemp(prefix="emoportrait-ui-"))
     loaded: dict[str, list] = {}
 
     def on_generate(target, speech, emotion, intensity, mixture, driver, renderer, emotion_audio, size,
@@ -240,7 +240,6 @@ def build_app(runs: Runs = Runs(), out_folder: Path | None = None):
                                height=520, elem_id="plots")
             report = gr.File(label="Report (zip)", interactive=False, elem_id="report")
             judge.click(_shown(on_analyze), [videos], [verdicts, plots, report])
-    app.out_folder = out_folder
     return app
 
 
@@ -249,11 +248,13 @@ def serve(runs: Runs = Runs(), host: str = "127.0.0.1", port: int = 7860, open_b
     """Serve the page on ``http://host:port``, say where, and (when ``block``) keep serving
     until Ctrl-C; return the app (``app.close()`` stops a non-blocking one)."""
     gr = _gradio()
-    app = build_app(runs)
+    out_folder = Path(tempfile.mkdtemp(prefix="emoportrait-ui-"))
+    app = build_app(runs, out_folder)
+    weakref.finalize(app, shutil.rmtree, out_folder, True)  # the page's videos go with it (or at exit)
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts
     app.queue(default_concurrency_limit=1).launch(
         server_name=host, server_port=port, inbrowser=open_browser, prevent_thread_lock=True, quiet=True,
-        allowed_paths=[str(app.out_folder)], theme=theme, ssr_mode=False, footer_links=[])
+        allowed_paths=[str(out_folder)], theme=theme, ssr_mode=False, footer_links=[])
     if block:
         print(f"emoportrait: the web page is on {app.local_url} (Ctrl-C stops it)", flush=True)
         app.block_thread()
