@@ -1,7 +1,8 @@
 """Speed of ``generate`` (procedural driver + warp renderer) on this machine, by stage.
 
 For a still portrait and a moving target video at 256² and 512², a 720p video and
-a 3840² (4K) photo at the default output size, prints frames per second, the real-time factor (seconds of output video per second of compute;
+a 3840² (4K) photo at the default output size, prints frames per second, the
+real-time factor (seconds of output video per second of compute;
 ≥ 1 means faster than real time) and the seconds spent in each stage ("encode" is
 the time drawing waited for the encoder thread, not the encoder's own time).
 

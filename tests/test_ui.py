@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import urllib.parse
 import urllib.request
 from pathlib import Path
 

@@ -115,7 +115,8 @@ def make_video(
         from .audio import load_audio
         from .drivers.learned import LearnedDriver
 
-        learned = LearnedDriver(runs.drivers[driver], emotion_audio=load_audio(emotion_audio) if emotion_audio else None)
+        reference = load_audio(emotion_audio) if emotion_audio else None
+        learned = LearnedDriver(runs.drivers[driver], emotion_audio=reference)
     elif emotion_audio:
         raise InputError("a reference emotional speech clip drives the learned driver: choose one, or remove the clip")
     if renderer != WARP:
