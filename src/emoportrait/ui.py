@@ -33,8 +33,6 @@ from .errors import EmoportraitError, InputError
 
 PROCEDURAL = "procedural (training-free)"
 WARP = "warp (training-free)"
-TARGET_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".mp4", ".mov", ".avi", ".mkv", ".webm")
-"""File types the page offers for the target (the toolkit reads more: any image or video)."""
 
 _log = logging.getLogger(__name__)
 
@@ -150,7 +148,7 @@ def analyze_uploads(videos: Sequence[str | Path] | None, out_folder: Path, recog
     lines = [outcome.sources, ""]
     lines += [f"- **{s.info.name}**: accuracy {s.accuracy:.2f} over {s.videos} labelled video(s)"
               for s in outcome.summaries if s.videos]
-    names = list(outcome.results[0].predictions) if outcome.results else []
+    names = [recognizer.info.name for recognizer in recognizers]
     lines += ["", "| video | truth | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for result in outcome.results:
         cells = [result.predictions[n].label if n in result.predictions else "-" for n in names]
@@ -182,6 +180,9 @@ def _shown(handler: Callable) -> Callable:
 
 def build_app(runs: Runs, out_folder: Path):
     """The page as a ``gradio.Blocks``; its videos and reports are written under ``out_folder``."""
+    from .analysis.run import VIDEO_SUFFIXES
+    from .media import IMAGE_SUFFIXES
+
     gr = _gradio()
     loaded: dict[str, list] = {}
 
@@ -206,7 +207,7 @@ def build_app(runs: Runs, out_folder: Path):
         with gr.Tab("Generate"):
             with gr.Row():
                 with gr.Column():
-                    target = gr.File(label="Portrait or video of the person", file_types=list(TARGET_TYPES),
+                    target = gr.File(label="Portrait or video of the person", file_types=sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES),
                                      elem_id="target")
                     speech = gr.Audio(label="Speech", sources=["upload", "microphone"], type="filepath",
                                       elem_id="speech")
