@@ -207,8 +207,8 @@ def build_app(runs: Runs, out_folder: Path):
         with gr.Tab("Generate"):
             with gr.Row():
                 with gr.Column():
-                    target = gr.File(label="Portrait or video of the person", file_types=sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES),
-                                     elem_id="target")
+                    target = gr.File(label="Portrait or video of the person",
+                                     file_types=sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES), elem_id="target")
                     speech = gr.Audio(label="Speech", sources=["upload", "microphone"], type="filepath",
                                       elem_id="speech")
                     emotion = gr.Dropdown(list(EMOTIONS), value="happy", label="Emotion", elem_id="emotion")
