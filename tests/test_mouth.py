@@ -14,6 +14,8 @@ from emoportrait.render.mouth import (
     lip_colour,
     match_colours,
     mouth_change,
+    mouth_frame,
+    polygon_mask,
     teeth_strip,
 )
 from emoportrait.render.mouth_bank import MouthBank
@@ -57,6 +59,37 @@ def test_a_grey_photo_gets_a_grey_mouth(portrait, landmarks):
     out = grey.copy()
     painter.paint(out, target)
     assert np.any(out != grey) and chroma(out).max() < 3
+
+
+def lightness(rgb: np.ndarray) -> float:
+    """L* of one RGB colour."""
+    return float(cv2.cvtColor(np.asarray(rgb, np.float32).reshape(1, 1, 3) / 255.0, cv2.COLOR_RGB2LAB)[0, 0, 0])
+
+
+def test_the_opening_meets_the_lips_in_their_colour_and_narrows_to_its_corners(portrait, landmarks):
+    scale = 3.0  # a mouth about 60 px wide inside
+    face_image = cv2.resize(portrait, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    source = landmarks * scale
+    target = drop_jaw(source, 0.15 * face_height(source))
+    colour = lip_colour(face_image, source)
+    out = np.empty_like(face_image)
+    out[:] = np.round(colour).astype(np.uint8)   # lips all round the opening ...
+    polygon = target[face.GROUPS["inner_lips"], :2]
+    out[polygon_mask(polygon, out.shape[:2]) > 0] = 0   # ... and inside, what a warp leaves: the lip line, dark
+    MouthPainter.for_target(face_image, source).paint(out, target)
+    lips = lightness(colour)
+    mouth = mouth_frame(target)
+
+    def at(along: float, depth_share: float, offset: float = 0.0) -> float:
+        """L* of ``out`` at ``along`` (pixels from the centre), a share of the way down the opening."""
+        top, bottom = mouth.upper_at(np.array([along]))[0], mouth.lower_at(np.array([along]))[0]
+        x, y = np.round(mouth.to_pixels(np.array([along, top + depth_share * (bottom - top) + offset]))).astype(int)
+        return lightness(out[y, x])
+
+    assert abs(at(0.0, 1.0, -0.5) - lips) < 8        # just above the lower lip: its inner surface, no dark rim
+    assert at(0.0, 0.75) < lips - 20                 # inside: the dark cavity
+    assert abs(at(0.48 * mouth.width, 0.5) - lips) < 8  # toward the corners the lips meet: no dark wedge
+    assert at(0.3 * mouth.width, 0.5) < lips - 20
 
 
 def test_the_mouth_change_ignores_head_motion(landmarks):

@@ -19,6 +19,9 @@ inner corners), ``v`` down from the upper inner lip in units of the inner mouth 
   one (scikit-image's public-domain astronaut portrait, :func:`bundled_strip`),
   colour-matched to the target's lighting: its skin and the whites of its eyes
   (:func:`match_colours`).
+* The **lips' inner surface**: the opening narrows to a point at the corners, where
+  the lips meet, and meets the lips in their own colours (continued inward from the
+  frame), not in a rim of whatever the warp stretched there.
 
 Colours are RGB 0-255 float32 arrays; landmarks ``(478, 2+)`` pixels.
 """
@@ -59,9 +62,14 @@ class MouthConfig:
     tongue_top: float = 0.55           # the tongue's top, as a fraction of the opening from the top ...
     tongue_min_opening: float = 0.15   # ... shown once the mouth opens this wide (mouth widths)
     tongue_half_width: float = 0.75    # its half width (of the half mouth width)
-    lip_inner_gain: float = 0.5        # the lips' inner surface: their colour times this (linear light) ...
-    lip_margin: float = 0.03           # ... seen this far above the lower lip and toward the corners
-    lip_margin_share: float = 0.7      # ... and blended in this much
+    lip_inner_gain: float = 0.5        # the lips' inner surface, from their colour at the opening's edge
+                                       # to it times this (linear light), feather_fraction inside ...
+    lip_margin: float = 0.03           # ... and this far above the lower lip (the lower teeth stand on it)
+    corner_taper: float = 0.35         # over this outer share of each half mouth, the visible opening
+                                       # narrows from the inner lips' gap to a point (times 1 - e², e from 0
+                                       # to 1): the lips meet at the corners, where the tracked inner lips of
+                                       # real faces stay open (0.38 of the middle gap 7 % of the width from
+                                       # the corner, on benchmarks/realism.py's clips)
     cavity_bottom_shade: float = 0.4   # the cavity darkens by this much toward its bottom
     cavity_centre_shade: float = 0.45  # ... and by this much toward its centre line
     teeth_height: float = 0.1          # visible length of the upper teeth below the upper lip
@@ -79,7 +87,8 @@ class MouthConfig:
     corner_shade: float = 0.3          # teeth darken by this much toward the corners (buccal shadow)
     lip_shadow: float = 0.1            # teeth darken by this much right under the upper lip
     lip_shadow_depth: float = 0.04     # ... fading out over this depth
-    feather_fraction: float = 0.025    # edge feather (Gaussian sigma) as a fraction of the mouth width
+    feather_fraction: float = 0.025    # a closed mouth's interior fades in from its edge over this, an
+                                       # open one's meets the lower lip over it (mouth widths)
 
 
 @dataclass(frozen=True)
@@ -358,6 +367,7 @@ class MouthPainter:
         self.strip = strip
         self.cavity_linear = config.cavity_gain * _to_linear(lips_rgb)
         self.tongue_linear = config.tongue_gain * _to_linear(lips_rgb)
+        self.lips_rgb = np.asarray(lips_rgb, np.float32)
         self.lip_inner_linear = config.lip_inner_gain * _to_linear(lips_rgb)
         self.config = config
 
@@ -372,9 +382,12 @@ class MouthPainter:
             strip = match_colours(bundled, light, face_light(frame, landmarks))
         return cls(strip, lip_colour(frame, landmarks), config)
 
-    def interior(self, landmarks: np.ndarray, origin: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    def interior(self, landmarks: np.ndarray, origin: np.ndarray, shape: tuple[int, int],
+                 lips: np.ndarray | None = None) -> np.ndarray:
         """``shape + (3,)`` float32 RGB interior for the box at ``origin`` ``(2,)`` (x, y),
-        in mouth coordinates of ``(478, 2+)`` landmarks."""
+        in mouth coordinates of ``(478, 2+)`` landmarks; ``lips`` ``shape + (3,)``: the
+        colours of the lips around, continued inward, which the edge takes (default: the
+        target's lip colour)."""
         config = self.config
         coordinates = mouth_frame(landmarks)
         rows, cols = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
@@ -412,12 +425,27 @@ class MouthPainter:
             shade = brightness * (1.0 - config.corner_shade * u * u) * (
                 1.0 - config.lip_shadow * np.clip(1.0 - depth_in / config.lip_shadow_depth, 0.0, 1.0))
             colour = colour + alpha[..., None] * (texture * shade[..., None] - colour)
-        # the wet inner surface of the lower lip and of the corners, before the dark inside
-        margin = np.maximum(smoothstep((config.lip_margin - rise) / config.lip_margin),
-                            smoothstep((np.abs(u) - 0.85) / 0.15))
-        colour = colour + (config.lip_margin_share * margin)[..., None] * (_to_srgb(self.lip_inner_linear) - colour)
         light = 1.0 - (1.0 - config.shadow_depth) * (1.0 - smoothstep(relative / config.shadow_opening))
-        return (colour * light[..., None]).astype(np.float32)
+        colour = colour * light[..., None]
+        # the lips' wet inner surface of an open mouth, not in its shadow: below the visible opening
+        # (the lower lip rises to meet the upper one toward the corners), fading into it over
+        # feather_fraction of the mouth width, or 15 % of the opening where that is less
+        openness = self.openness(coordinates)
+        end = np.clip((np.abs(u) - 1.0 + config.corner_taper) / max(config.corner_taper, 1e-6), 0.0, 1.0)
+        visible = np.maximum((1.0 - openness * end * end) * opening, 1e-3)
+        band = np.maximum(np.minimum(config.feather_fraction * coordinates.width, 0.15 * visible), 1e-3)
+        lip = openness * (1.0 - smoothstep((top + visible - down) / band))
+        lip = lip[..., None]
+        inner = _to_srgb(self.lip_inner_linear)
+        around = self.lips_rgb if lips is None else lips
+        surface = inner + lip * (around - inner)  # the lips' own colour at the edge, darker inside
+        return (colour + lip * (surface - colour)).astype(np.float32)
+
+    def openness(self, coordinates: MouthFrame) -> float:
+        """0 for a closed mouth to 1 for one open ``shadow_opening`` mouth widths at the middle: how
+        much of the lips' inner surface shows (a closed mouth shows their dark line instead)."""
+        middle = float(coordinates.lower_at(np.zeros(1))[0] - coordinates.upper_at(np.zeros(1))[0])
+        return float(smoothstep(middle / coordinates.width / self.config.shadow_opening))
 
     def _sample(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The strip's texture ``(h, w, 3)`` and validity ``(h, w)`` at mouth coordinates."""
@@ -434,16 +462,18 @@ class MouthPainter:
         """Paint the interior into ``out`` ``(H, W, 3)`` uint8 inside the inner lips of
         ``(478, 2+)`` landmarks, with ``opacity`` (clipped to [0, 1], through a smoothstep).
 
-        The inner-lip polygon's coverage is softened inward by ``feather_fraction`` of the
-        mouth width (and never reaches outside it), so it is opaque inside, fades in over
-        the lips' inner edge, and a closed mouth's slit stays faint.
+        A closed mouth's interior fades in from the inner-lip polygon's edge over
+        ``feather_fraction`` of the mouth width, over the warped frame (its slit stays a faint
+        line); an open one's (:meth:`openness`) covers the polygon, over the lips' own colours
+        continued inward from around it, which also cover the pixel ring round it. Over the
+        warped frame, an open mouth's edge would show what the warp stretched there: the
+        target's closed lip line, a dark outline round the mouth.
         """
         opacity = float(smoothstep(opacity))
         if opacity <= 0.0:
             return
         polygon = landmarks[_INNER_LIPS, :2].astype(np.float64)
-        feather = self.config.feather_fraction * mouth_frame(landmarks).width
-        pad = 3.0 * feather + 2.0
+        pad = 2.0
         low = np.floor(polygon.min(axis=0) - pad).astype(int)
         high = np.ceil(polygon.max(axis=0) + pad).astype(int) + 1
         x0, y0 = max(low[0], 0), max(low[1], 0)
@@ -453,11 +483,21 @@ class MouthPainter:
         origin = np.array([x0, y0], np.float64)
         shape = (y1 - y0, x1 - x0)
         mask = polygon_mask(polygon - origin, shape)
-        if feather > 0.3:  # soft toward the inside, nothing outside: no dark rim on the lips
-            mask = mask * np.minimum(1.5 * cv2.GaussianBlur(mask, (0, 0), feather), 1.0)
         if not mask.any():
             return
-        patch = out[y0:y1, x0:x1].astype(np.float32)
-        interior = self.interior(landmarks, origin, shape)
-        blended = patch + (opacity * mask)[..., None] * (interior - patch)
+        patch = out[y0:y1, x0:x1]
+        # under the interior of an open mouth and a pixel round it, the lips continued inward (the warp
+        # stretched the target's dark lip line there); the interior fades into them toward its edge
+        ring = cv2.dilate((mask > 0).astype(np.uint8), np.ones((3, 3), np.uint8))
+        around = cv2.inpaint(patch, ring, 3, cv2.INPAINT_TELEA).astype(np.float32)
+        interior = self.interior(landmarks, origin, shape, around)
+        coordinates = mouth_frame(landmarks)
+        openness = self.openness(coordinates)
+        feather = self.config.feather_fraction * coordinates.width
+        if feather > 0.3:  # a closed mouth's slit stays faint: soft toward the inside, nothing outside
+            soft = mask * np.minimum(1.5 * cv2.GaussianBlur(mask, (0, 0), feather), 1.0)
+            mask = soft + openness * (mask - soft)
+        base = patch.astype(np.float32)
+        base = base + (opacity * ring)[..., None] * (around - base)
+        blended = base + (opacity * mask)[..., None] * (interior - base)
         out[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
