@@ -37,10 +37,11 @@ from emoportrait.emotions import EMOTIONS, EmotionSpec
 from emoportrait.evp.cache import FeatureCache
 from emoportrait.evp.models import Disentangler, EvpModelConfig
 from emoportrait.evp.prepare import prepare
-from emoportrait.evp.stages import checkpoint_dir, train_stage
+from emoportrait.evp.stages import train_stage
 from emoportrait.evp.synthetic import SyntheticConfig, make_dataset
 from emoportrait.face import GROUPS
-from emoportrait.training import EngineConfig, load_weights
+from emoportrait.runs import checkpoint_dir, load_weights
+from emoportrait.training import EngineConfig
 
 EMOTION_SET = ("neutral", "happy", "sad", "angry", "surprised")
 

@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import skimage.data
 import torch
 from torch.utils.data import Dataset

@@ -196,7 +196,7 @@ def _evp_files(tmp_path, state: dict) -> list:
 def test_imported_evp_networks_compute_what_evps_layout_computes(tmp_path):
     from emoportrait.evp.models import Audio2Landmark, Disentangler
     from emoportrait.importing.evp import import_evp
-    from emoportrait.training import load_weights
+    from emoportrait.runs import load_weights
 
     state = _evp_checkpoint()
     result = import_evp(_evp_files(tmp_path, state), tmp_path / "run", "M030")
@@ -218,9 +218,9 @@ def test_imported_evp_networks_compute_what_evps_layout_computes(tmp_path):
 
 def test_imported_evp_features_become_the_centroids_in_our_order(tmp_path):
     from emoportrait.emotions import EMOTIONS
-    from emoportrait.evp.stages import SubjectBuffers
+    from emoportrait.evp.models import SubjectBuffers
     from emoportrait.importing.evp import import_evp
-    from emoportrait.training import load_weights, read_run_config
+    from emoportrait.runs import load_weights, read_run_config
 
     import_evp(_evp_files(tmp_path, _evp_checkpoint()), tmp_path / "run", "M030")
     buffers = SubjectBuffers(__import__("emoportrait.evp.models", fromlist=["EvpModelConfig"]).EvpModelConfig())

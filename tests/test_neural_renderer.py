@@ -20,7 +20,8 @@ from emoportrait.face import GROUPS, track_frames
 from emoportrait.render.edges import BACKGROUND_CHANNEL, FACE_CHANNEL, edge_map, face_region
 from emoportrait.render.neural import Generator, GeneratorConfig, NeuralRenderer, renderer_checkpoint
 from emoportrait.render.neural_training import MultiscaleDiscriminator, RendererConfig, train_renderer
-from emoportrait.training import EngineConfig, read_run_config
+from emoportrait.runs import read_run_config
+from emoportrait.training import EngineConfig
 
 FPS = 25.0
 SIDE = 96  # pixels of the test video; the renderer trains at 64 and renders back at 96

@@ -43,3 +43,15 @@ def test_the_wheel_alone_makes_and_analyses_the_demo(tmp_path):
     judged = run("analyze", "demo.mp4", "--report", "report")
     assert judged.returncode == 0, judged.stderr[-2000:]
     assert "mini-xception" in judged.stdout.lower() and (tmp_path / "report").is_dir()
+
+
+def test_inference_imports_no_training_code():
+    """Generating and analysing with trained runs reads run folders (emoportrait.runs) only."""
+    inference = ("emoportrait.pipeline", "emoportrait.drivers.learned", "emoportrait.render.neural",
+                 "emoportrait.analysis.recognizers.checkpoints", "emoportrait.analysis.analyze")
+    training = ("emoportrait.training", "emoportrait.evp.stages", "emoportrait.render.neural_training",
+                "emoportrait.analysis.recognizers.training")
+    probe = (f"import importlib, sys; [importlib.import_module(m) for m in {inference!r}]; "
+             f"print(sorted(m for m in sys.modules if m.startswith({training!r})))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

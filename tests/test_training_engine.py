@@ -23,7 +23,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from emoportrait.errors import EmoportraitError, InputError
-from emoportrait.training import EngineConfig, Monitor, Stage, StepContext, fit, load_weights, read_run_config
+from emoportrait.runs import load_weights, read_run_config
+from emoportrait.training import EngineConfig, Monitor, Stage, StepContext, fit
 
 STEPS_PER_EPOCH = 8
 """Training steps of one epoch: 64 samples in batches of 8."""

@@ -37,11 +37,10 @@ from .. import audio
 from ..config import config_from_dict
 from ..emotions import EMOTIONS, EmotionSpec
 from ..errors import InputError
-from ..evp.models import Audio2Landmark, Disentangler, EvpModelConfig
-from ..evp.stages import SubjectBuffers, checkpoint_dir
+from ..evp.models import Audio2Landmark, Disentangler, EvpModelConfig, SubjectBuffers
 from ..masks import drop_short_runs, runs
 from ..neutralise import close_lips
-from ..training import load_weights, read_run_config
+from ..runs import checkpoint_dir, load_weights, read_run_config
 from .action_units import ActionUnitConfig, FaceGeometry, blink_field
 from .procedural import ProceduralConfig
 

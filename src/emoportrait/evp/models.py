@@ -38,13 +38,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from ..emotions import EMOTIONS
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .cache import SubjectModel
 
 ConvStage = tuple[tuple[int, ...], tuple[int, int], tuple[int, int]]
 """One encoder stage: (output channels of its 3×3 convs, max-pool kernel, max-pool stride),
@@ -290,3 +293,30 @@ class Audio2Landmark(nn.Module):
         identity = self.landmark_encoder(example)[:, None].expand(-1, steps, -1)
         hidden, _ = self.lstm(torch.cat([identity, content, emotion], dim=-1))
         return self.head(hidden)
+
+
+class SubjectBuffers(nn.Module):
+    """A subject's landmark PCA and the emotion-code centroids, saved with the audio2lm weights.
+
+    Buffers: ``mean (D,)``, ``components (16, D)``, ``example_code (16,)``,
+    ``identity (478, 3)`` (canonical units), ``centroids (8, 128)`` (mean emotion code
+    of each MEAD emotion over the training windows, in :data:`EMOTIONS` order) and
+    ``centroid_counts (8,)`` (windows behind each; 0 = that emotion was never seen).
+    """
+
+    def __init__(self, model: EvpModelConfig, points: int = 478) -> None:
+        super().__init__()
+        dims = points * 2
+        self.register_buffer("mean", torch.zeros(dims))
+        self.register_buffer("components", torch.zeros(model.pca_dim, dims))
+        self.register_buffer("example_code", torch.zeros(model.pca_dim))
+        self.register_buffer("identity", torch.zeros(points, 3))
+        self.register_buffer("centroids", torch.zeros(model.n_emotions, model.emotion_dim))
+        self.register_buffer("centroid_counts", torch.zeros(model.n_emotions))
+
+    def fill(self, subject: SubjectModel, centroids: Tensor, counts: Tensor) -> None:
+        """Copy in a subject model (from the cache) and the centroids."""
+        for name in ("mean", "components", "example_code", "identity"):
+            getattr(self, name).copy_(torch.as_tensor(getattr(subject, name)))
+        self.centroids.copy_(centroids)
+        self.centroid_counts.copy_(counts)

@@ -38,11 +38,13 @@ from torch.nn import functional as F
 from ..config import check_learning_rate
 from ..emotions import EMOTIONS
 from ..errors import InputError
-from ..training import EngineConfig, FitResult, Monitor, Stage, StepContext, fit, load_weights
-from .cache import FeatureCache, SubjectModel
+from ..runs import checkpoint_dir, load_weights, read_run_config
+from ..training import EngineConfig, FitResult, Monitor, Stage, StepContext, fit
+from .cache import FeatureCache
 from .datasets import PairDataset, WindowDataset, subject_sequences
 from .losses import LossWeights, classification_loss, content_loss, disentanglement_losses, landmark_loss
-from .models import Audio2Landmark, ContentEncoder, Disentangler, EmotionClassifier, EmotionEncoder, EvpModelConfig
+from .models import (Audio2Landmark, ContentEncoder, Disentangler, EmotionClassifier, EmotionEncoder, EvpModelConfig,
+                     SubjectBuffers)
 
 logger = logging.getLogger(__name__)
 
@@ -80,17 +82,6 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         check_learning_rate(self.lr, f"{self.stage} stage")
-
-
-def checkpoint_dir(run: str | Path) -> Path:
-    """The checkpoint folder of a run: ``run/best`` if there is one, else ``run/last``
-    (or ``run`` itself when it is a checkpoint folder)."""
-    run = Path(run)
-    for candidate in (run / "best", run / "last", run):
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    raise InputError(f"'{run}' is not a training run (no best/ or last/ checkpoint); "
-                     "train it first with: emoportrait train STAGE --data CACHE --out RUN")
 
 
 def _scalars(values: dict[str, Tensor]) -> dict[str, float]:
@@ -226,33 +217,6 @@ class DisentangleStage(Stage):
         return self.settings
 
 
-class SubjectBuffers(nn.Module):
-    """A subject's landmark PCA and the emotion-code centroids, saved with the audio2lm weights.
-
-    Buffers: ``mean (D,)``, ``components (16, D)``, ``example_code (16,)``,
-    ``identity (478, 3)`` (canonical units), ``centroids (8, 128)`` (mean emotion code
-    of each MEAD emotion over the training windows, in :data:`EMOTIONS` order) and
-    ``centroid_counts (8,)`` (windows behind each; 0 = that emotion was never seen).
-    """
-
-    def __init__(self, model: EvpModelConfig, points: int = 478) -> None:
-        super().__init__()
-        dims = points * 2
-        self.register_buffer("mean", torch.zeros(dims))
-        self.register_buffer("components", torch.zeros(model.pca_dim, dims))
-        self.register_buffer("example_code", torch.zeros(model.pca_dim))
-        self.register_buffer("identity", torch.zeros(points, 3))
-        self.register_buffer("centroids", torch.zeros(model.n_emotions, model.emotion_dim))
-        self.register_buffer("centroid_counts", torch.zeros(model.n_emotions))
-
-    def fill(self, subject: SubjectModel, centroids: Tensor, counts: Tensor) -> None:
-        """Copy in a subject model (from the cache) and the centroids."""
-        for name in ("mean", "components", "example_code", "identity"):
-            getattr(self, name).copy_(torch.as_tensor(getattr(subject, name)))
-        self.centroids.copy_(centroids)
-        self.centroid_counts.copy_(counts)
-
-
 @torch.no_grad()
 def emotion_centroids(encoder: EmotionEncoder, windows: WindowDataset, batch: int = 512) -> tuple[Tensor, Tensor]:
     """Mean emotion code per MEAD emotion: ``((8, 128) centroids, (8,) window counts)``."""
@@ -381,8 +345,6 @@ def train_stage(stage_name: str, cache_dir: Path, out: Path, engine: EngineConfi
 
 def read_stage(run: str | Path) -> str:
     """The stage name of a run (from its checkpoint's config.yaml)."""
-    from ..training import read_run_config
-
     values = read_run_config(checkpoint_dir(run))
     stage = values.get("stage")
     if stage not in STAGES:

@@ -39,9 +39,10 @@ from ..drivers.learned import mixed_code
 from ..emotions import EMOTIONS, EmotionSpec, canonical_emotion
 from ..errors import InputError
 from ..evp.models import Audio2Landmark, Disentangler, EvpModelConfig
-from ..evp.stages import StageConfig, SubjectBuffers
+from ..evp.models import SubjectBuffers
+from ..evp.stages import StageConfig
 from ..face import layout106
-from ..training import write_checkpoint
+from ..runs import write_checkpoint
 from .keymap import KeyMap, Source, apply_key_map
 from .reading import read_torch_tensors
 from .runs import new_run_folder

@@ -34,7 +34,7 @@ from ..analysis.labels import LABEL_SETS, label_set
 from ..analysis.recognizers import dan, fan, stcnn
 from ..analysis.recognizers.checkpoints import MODULE, CheckpointConfig, build_model
 from ..errors import InputError
-from ..training import write_checkpoint
+from ..runs import write_checkpoint
 from .keymap import KeyMap, Source, apply_key_map, same_names
 from .reading import KerasWeights, read_keras_h5, read_torch_tensors
 from .runs import new_run_folder

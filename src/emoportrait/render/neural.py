@@ -67,8 +67,7 @@ from torch.nn import functional as F
 
 from ..config import config_from_dict
 from ..errors import InputError
-from ..evp.stages import checkpoint_dir
-from ..training import load_weights, read_run_config
+from ..runs import checkpoint_dir, load_weights, read_run_config
 from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, face_region, resize, scale_landmarks
 from .warp import face_size
 

@@ -1,7 +1,8 @@
-"""Training of every learned model of emoportrait through one engine (:mod:`.engine`)."""
+"""Training of every learned model of emoportrait through one engine (:mod:`.engine`).
 
-from .engine import (CONFIG_FILE, STATE_FILE, WEIGHTS_SUFFIX, EngineConfig, FitResult, Monitor, Stage, StepContext,
-                     fit, load_weights, read_run_config, write_checkpoint)
+The run folders it writes, and how to read them, are :mod:`emoportrait.runs`.
+"""
 
-__all__ = ["CONFIG_FILE", "STATE_FILE", "WEIGHTS_SUFFIX", "EngineConfig", "FitResult", "Monitor", "Stage",
-           "StepContext", "fit", "load_weights", "read_run_config", "write_checkpoint"]
+from .engine import EngineConfig, FitResult, Monitor, Stage, StepContext, fit
+
+__all__ = ["EngineConfig", "FitResult", "Monitor", "Stage", "StepContext", "fit"]

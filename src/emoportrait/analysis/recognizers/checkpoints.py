@@ -23,7 +23,7 @@ from torch import nn
 
 from ...config import load_config
 from ...errors import InputError
-from ...training import CONFIG_FILE, STATE_FILE, WEIGHTS_SUFFIX, load_weights  # noqa: F401 (STATE_FILE: layout)
+from ...runs import CONFIG_FILE, STATE_FILE, WEIGHTS_SUFFIX, load_weights  # noqa: F401 (STATE_FILE: layout)
 from .base import ClipRecognizer, FrameRecognizer, RecognizerInfo
 from .dan import DAN, DanRecognizer
 from .fan import FAN, FanRecognizer
