@@ -355,6 +355,13 @@ def test_two_optimizer_gan_trains_and_resumes(tmp_path):
                                                                "config.yaml", "training.pt"}
 
 
+
+def test_the_loss_scale_updates_once_per_step_with_two_optimizers(tmp_path, monkeypatch):
+    updates = []
+    monkeypatch.setattr(torch.amp.GradScaler, "update", lambda self, new_scale=None: updates.append(1))
+    fit(GanStage(), gan_data(64), noise_data(16), tmp_path, settings(epochs=1, batch_size=16))
+    assert len(updates) == 64 // 16    # one per step, not one per optimizer
+
 # --- several processes -----------------------------------------------------------------------------
 
 

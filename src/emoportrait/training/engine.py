@@ -207,6 +207,7 @@ class StepContext:
         self.epoch = self.step = 0
         self._replicas = replicas
         self._scaler = scaler
+        self._stepped = False
 
     def forward(self, module: str, *args: Any, **kwargs: Any) -> Any:
         """``modules()[module](*args, **kwargs)``, through DDP when distributed."""
@@ -238,7 +239,14 @@ class StepContext:
             self._scaler.unscale_(target)
             nn.utils.clip_grad_norm_([p for group in target.param_groups for p in group["params"]], clip_grad_norm)
         self._scaler.step(target)
-        self._scaler.update()
+        self._stepped = True
+
+    def end_step(self) -> None:
+        """After a training step: update the AMP loss scale once, however many optimizers stepped
+        (the engine calls it; a second update in a step would rescale on half the evidence)."""
+        if self._stepped:
+            self._scaler.update()
+        self._stepped = False
 
 
 class Stage(ABC):
@@ -724,6 +732,7 @@ def _train_epoch(run: _Run, context: StepContext, logs: _Logs, epoch: int) -> Me
         for batch in batches:
             context.epoch, context.step = epoch, run.state.step
             metrics = run.stage.training_step(_to_device(batch, run.device), context)
+            context.end_step()
             run.state.step += 1
             run.state.batches_done += 1
             for means in (total, window):
