@@ -16,7 +16,8 @@ from emoportrait.drivers.learned import LearnedDriver
 from emoportrait.emotions import parse_emotion
 from emoportrait.evp.synthetic import SyntheticConfig, make_dataset
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")]
 
 STAGES = [("content", []), ("emotion", []), ("disentangle", ["--init", "{runs}/content,{runs}/emotion"]),
           ("audio2lm", ["--init", "{runs}/disentangle", "--subject", "M001"])]

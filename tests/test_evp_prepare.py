@@ -386,6 +386,7 @@ def real_mead(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_prepare_on_real_mead_resamples_to_25_fps_and_keeps_silent_clips_for_landmarks(real_mead, tmp_path):
     # Every shared clip is MEAD's sentence 001, the one sentence all emotions share: one split holds them all.
     summary = prepare(real_mead, tmp_path / "cache", sentences_by_number=True)

@@ -114,6 +114,7 @@ def emotion_canonicals(tmp_path_factory, still_file):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("emotion", list(EMOTION_CHECKS))
 def test_each_emotion_moves_its_action_units(emotion_canonicals, emotion):
     neutral, shown = emotion_canonicals["neutral"], emotion_canonicals[emotion]
@@ -256,6 +257,7 @@ def test_a_target_mostly_without_a_face_is_refused(tmp_path, capsys, speech_file
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_leaves_no_temporary_file(tmp_path, speech_file, still_file, signal_name):
     """SIGTERM (timeout, docker, Slurm) killed the run outright and left its hidden temporary mp4."""
@@ -292,6 +294,7 @@ def test_a_long_target_is_spooled_to_disk_with_the_same_result(tmp_path, monkeyp
     assert sorted(path.name for path in tmp_path.iterdir()) == ["memory.mp4", "spooled.mp4"]
 
 
+@pytest.mark.slow
 def test_a_huge_still_is_drawn_at_a_sane_size_unless_asked(tmp_path, speech_file, close_portrait):
     """An 8000×6000 photo made an 8000×6000 video: 637 s and 8.4 GB for 6 s of speech."""
     import cv2

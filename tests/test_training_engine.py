@@ -377,6 +377,7 @@ def _worker(stage_name: str, out: Path) -> None:
         save_file(module.state_dict(), out / f"{name}.rank{os.environ['RANK']}.safetensors")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="this PyTorch has no torch.distributed")
 @pytest.mark.parametrize("stage_name", ["line", "gan"])
 def test_torchrun_with_two_processes_trains_one_model(tmp_path, stage_name):

@@ -21,6 +21,8 @@ from emoportrait import media
 from emoportrait.errors import InputError
 from emoportrait.ui import PROCEDURAL, WARP, Runs, emotion_spec, make_video
 
+pytestmark = pytest.mark.slow  # a server and a browser
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                   "--disable-background-networking", "--disable-component-update"]  # offline machines
