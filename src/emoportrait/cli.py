@@ -19,8 +19,6 @@ from pathlib import Path
 
 from .errors import EmoportraitError, InputError
 
-_VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv"}
-
 
 def _cmd_info(args: argparse.Namespace) -> None:
     from .info import report
@@ -35,7 +33,7 @@ def _cmd_track(args: argparse.Namespace) -> None:
 
     media.check_output(args.output, {".npz"}, [args.input])
     if args.overlay is not None:
-        media.check_output(args.overlay, _VIDEO_SUFFIXES | media.IMAGE_SUFFIXES, [args.input, args.output])
+        media.check_output(args.overlay, media.WRITTEN_VIDEO_SUFFIXES | media.IMAGE_SUFFIXES, [args.input, args.output])
     config = load_config(TrackerConfig, args.config) if args.config else TrackerConfig()
     if args.no_smooth:
         config = TrackerConfig(**{**config.__dict__, "smooth": False})

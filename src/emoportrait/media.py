@@ -31,6 +31,10 @@ from .errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 """File suffixes read as still images (one-frame targets)."""
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
+"""File suffixes looked for as videos (a folder of videos to analyse, an upload)."""
+WRITTEN_VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv"})
+"""Containers :class:`VideoWriter` writes (H.264 with AAC sound)."""
 
 _AV_ERRORS = (av.error.FFmpegError, UnicodeDecodeError)
 

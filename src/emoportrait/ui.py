@@ -180,8 +180,7 @@ def _shown(handler: Callable) -> Callable:
 
 def build_app(runs: Runs, out_folder: Path):
     """The page as a ``gradio.Blocks``; its videos and reports are written under ``out_folder``."""
-    from .analysis.run import VIDEO_SUFFIXES
-    from .media import IMAGE_SUFFIXES
+    from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     gr = _gradio()
     loaded: dict[str, list] = {}

@@ -37,7 +37,6 @@ from .syncnet import SyncNetHook, SyncScores
 
 Protocol = Literal["mean", "vote", "last3"]
 PROTOCOLS: tuple[str, ...] = ("mean", "vote", "last3")
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
 CROP_SIZE = 112
 """Side of the aligned crops handed to recognizers (each resizes to its own input)."""
 SYNCNET_CROP_SIZE = 224
@@ -154,13 +153,13 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
     for item in inputs:
         if item.is_dir():
             videos += sorted(p for p in item.rglob("*")
-                             if p.suffix.lower() in VIDEO_SUFFIXES and not media.is_hidden(p, item))
+                             if p.suffix.lower() in media.VIDEO_SUFFIXES and not media.is_hidden(p, item))
         elif item.is_file():
             videos.append(item)
         else:
             raise InputError(f"'{item}' does not exist")
     if not videos:
-        raise InputError(f"no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) found in "
+        raise InputError(f"no videos ({', '.join(sorted(media.VIDEO_SUFFIXES))}) found in "
                          f"{', '.join(map(str, inputs))}")
     return videos
 
