@@ -14,7 +14,7 @@ from emoportrait import media
 from emoportrait.cli import main
 from emoportrait.drivers.learned import LearnedDriver
 from emoportrait.emotions import parse_emotion
-from emoportrait.evp.synthetic import SyntheticConfig, make_dataset
+from emoportrait.synthetic import SyntheticConfig, make_dataset
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")]

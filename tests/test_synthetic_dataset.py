@@ -13,8 +13,8 @@ import pytest
 
 from emoportrait import media
 from emoportrait.errors import InputError
-from emoportrait.evp import synthetic
-from emoportrait.evp.synthetic import (
+from emoportrait import synthetic
+from emoportrait.synthetic import (
     PROSODY, IdentityConfig, SyntheticConfig, base_portrait, clip_prosody, identity_displacement,
     make_dataset, subject_portrait,
 )

@@ -182,7 +182,7 @@ def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> No
 
 
 def _cmd_make_dataset(args: argparse.Namespace) -> None:
-    from .evp.synthetic import SyntheticConfig, make_dataset
+    from .synthetic import SyntheticConfig, make_dataset
 
     config = SyntheticConfig(subjects=args.subjects, sentences=args.sentences, size=args.size, seed=args.seed)
     summary = make_dataset(args.out, config, progress=True)

@@ -51,15 +51,15 @@ import skimage.data
 import soundfile as sf
 from tqdm import tqdm
 
-from .. import audio, media
-from ..drivers.procedural import ProceduralConfig, ProceduralDriver
-from ..emotions import EMOTIONS, EmotionSpec, parse_emotion
-from ..errors import InputError
-from ..face import GROUPS, track_frames
-from ..pipeline import GenerateConfig, generate
-from ..render import WarpRenderer
-from ..render.warp import face_size
-from .layout import SENTENCE_MAP
+from . import audio, media
+from .drivers.procedural import ProceduralConfig, ProceduralDriver
+from .emotions import EMOTIONS, EmotionSpec, parse_emotion
+from .errors import InputError
+from .face import GROUPS, track_frames
+from .pipeline import GenerateConfig, generate
+from .render import WarpRenderer
+from .render.warp import face_size
+from .evp.layout import SENTENCE_MAP
 
 MEAD_EMOTIONS = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 """MEAD's eight emotion folder names, in MEAD's (alphabetical) order."""
