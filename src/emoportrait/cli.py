@@ -58,13 +58,15 @@ def _write_overlay(source: Path, path: Path, result) -> None:
     if media.is_image(path):
         media.write_image(path, next(frames))
     else:
-        media.write_video(path, frames, track.fps or 25.0)
+        media.write_video(path, frames, track.fps or media.STILL_FPS)
 
 
 def _print_track_summary(args: argparse.Namespace, result, seconds: float) -> None:
+    from . import media
+
     track, euler = result.track, result.pose.euler_degrees
     frames = len(track)
-    fps = track.fps or 25.0
+    fps = track.fps or media.STILL_FPS
     print(f"{args.input}: {frames} frame(s) {track.size[0]}x{track.size[1]}, "
           f"face found in {track.found.sum()} ({100 * track.found.mean():.0f}%), "
           f"{track.interpolated.sum()} interpolated, mean confidence "

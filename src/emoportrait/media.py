@@ -35,6 +35,8 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
 """File suffixes looked for as videos (a folder of videos to analyse, an upload)."""
 WRITTEN_VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv"})
 """Containers :class:`VideoWriter` writes (H.264 with AAC sound)."""
+STILL_FPS = 25.0
+"""Frame rate of what is made from a still image (and of a video that states none): EVP's rate."""
 
 _AV_ERRORS = (av.error.FFmpegError, UnicodeDecodeError)
 

@@ -42,9 +42,6 @@ from .neutralise import neutralise
 from .render import Renderer, WarpRenderer
 from .unfold import unfold
 
-STILL_FPS = 25.0
-"""Frame rate of a video made from a still portrait (EVP's rate)."""
-
 MAX_TARGET_FRAMES = 3000
 """Target frames held in memory at most (2 min at 25 fps); longer targets are trimmed."""
 
@@ -196,7 +193,7 @@ def generate(
         clock = now
 
     info = media.probe(target)
-    fps = info.fps or STILL_FPS
+    fps = info.fps or media.STILL_FPS
     audio_config = audio.AudioConfig(fps=fps)
     samples = audio.load_audio(speech, audio_config)
     audio.check_speech(samples, audio_config, name=str(speech))

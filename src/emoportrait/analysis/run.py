@@ -131,7 +131,7 @@ def analyse_video(
         track = face.track_frames(media.iter_frames(path), info.fps, name=str(path))
         sizes = (CROP_SIZE, SYNCNET_CROP_SIZE) if syncnet is not None and info.has_audio else (CROP_SIZE,)
         crops, sharpness = _crops_and_sharpness(path, track.landmarks, sizes)
-        result.frames, result.fps = len(track), info.fps or 25.0
+        result.frames, result.fps = len(track), info.fps or media.STILL_FPS
         result.example_crop = crops[0][len(crops[0]) // 2]
         for recognizer in recognizers:
             result.predictions[recognizer.info.name] = _predict(recognizer, crops[0], result.fps, protocol)
