@@ -462,12 +462,11 @@ class MouthPainter:
         """Paint the interior into ``out`` ``(H, W, 3)`` uint8 inside the inner lips of
         ``(478, 2+)`` landmarks, with ``opacity`` (clipped to [0, 1], through a smoothstep).
 
-        A closed mouth's interior fades in from the inner-lip polygon's edge over
-        ``feather_fraction`` of the mouth width, over the warped frame (its slit stays a faint
-        line); an open one's (:meth:`openness`) covers the polygon, over the lips' own colours
-        continued inward from around it, which also cover the pixel ring round it. Over the
-        warped frame, an open mouth's edge would show what the warp stretched there: the
-        target's closed lip line, a dark outline round the mouth.
+        Under the interior and a pixel ring round it, the lips' own colours continued inward
+        from around the polygon replace what the warp stretched there (the target's closed
+        lip line: a dark outline round an open mouth). A closed mouth's interior fades in
+        over them from the polygon's edge over ``feather_fraction`` of the mouth width (its
+        slit stays a faint line); an open one's (:meth:`openness`) covers the polygon.
         """
         opacity = float(smoothstep(opacity))
         if opacity <= 0.0:
@@ -486,8 +485,8 @@ class MouthPainter:
         if not mask.any():
             return
         patch = out[y0:y1, x0:x1]
-        # under the interior of an open mouth and a pixel round it, the lips continued inward (the warp
-        # stretched the target's dark lip line there); the interior fades into them toward its edge
+        # under the interior and a pixel round it, the lips continued inward (the warp stretched the
+        # target's dark lip line there); the interior fades into them toward its edge
         ring = cv2.dilate((mask > 0).astype(np.uint8), np.ones((3, 3), np.uint8))
         around = cv2.inpaint(patch, ring, 3, cv2.INPAINT_TELEA).astype(np.float32)
         interior = self.interior(landmarks, origin, shape, around)
