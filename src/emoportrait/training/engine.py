@@ -17,8 +17,9 @@ that made it. :func:`fit` runs the stage on the CPU, one GPU, or several GPUs of
                        "epoch/…" per epoch, both at the global step); skipped with a
                        warning when the tensorboard package is missing
 
-A checkpoint folder holds one ``<name>.safetensors`` per entry of
-:meth:`Stage.modules` (its metadata ``stage`` names the stage) and ``config.yaml``,
+A checkpoint folder (its format and readers: :mod:`emoportrait.runs`) holds one
+``<name>.safetensors`` per entry of :meth:`Stage.modules` (its metadata ``stage``
+names the stage) and ``config.yaml``,
 the stage's :meth:`Stage.config`. ``last`` also holds ``training.pt``: epoch, global
 step, optimizer, scheduler and grad-scaler states, random states, the best metric
 and the log history. It is written with ``torch.save`` and only ever read with
