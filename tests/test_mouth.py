@@ -78,7 +78,7 @@ def test_the_opening_meets_the_lips_in_their_colour_and_narrows_to_its_corners(p
     out[polygon_mask(polygon, out.shape[:2]) > 0] = 0   # ... and inside, what a warp leaves: the lip line, dark
     MouthPainter.for_target(face_image, source).paint(out, target)
     lips = lightness(colour)
-    mouth = mouth_frame(target)
+    mouth = mouth_frame(target).smoothed()  # the opening as the painter draws it
 
     def at(along: float, depth_share: float, offset: float = 0.0) -> float:
         """L* of ``out`` at ``along`` (pixels from the centre), a share of the way down the opening."""
@@ -86,8 +86,10 @@ def test_the_opening_meets_the_lips_in_their_colour_and_narrows_to_its_corners(p
         x, y = np.round(mouth.to_pixels(np.array([along, top + depth_share * (bottom - top) + offset]))).astype(int)
         return lightness(out[y, x])
 
-    assert abs(at(0.0, 1.0, -0.5) - lips) < 8        # just above the lower lip: its inner surface, no dark rim
-    assert at(0.0, 0.75) < lips - 20                 # inside: the dark cavity
+    cavity = at(0.0, 0.75)
+    assert cavity < lips - 20                        # inside: the dark cavity
+    edge = [at(0.0, 1.0, offset) for offset in np.arange(-2.5, 1.5, 0.5)]  # across the lower lip's edge
+    assert min(edge) > cavity - 5 and abs(max(edge) - lips) < 8  # from the cavity to the lips, no dark rim
     assert abs(at(0.48 * mouth.width, 0.5) - lips) < 8  # toward the corners the lips meet: no dark wedge
     assert at(0.3 * mouth.width, 0.5) < lips - 20
 
@@ -110,3 +112,16 @@ def test_the_bank_chooses_the_frame_with_the_driven_mouth_and_sticks_to_it(landm
     bank.reset()
     assert bank.choose(drop_jaw(landmarks, openings[3])) == 3
     assert bank.choose(drop_jaw(landmarks, 2.0 * face_height(landmarks))) is None   # nothing that open
+
+
+def test_the_inner_lips_are_drawn_as_smooth_arcs_through_their_points(landmarks):
+    target = drop_jaw(landmarks, 0.12 * face_height(landmarks))
+    tracked, smooth = mouth_frame(target), mouth_frame(target).smoothed()
+    for chain in (smooth.upper, smooth.lower):  # from corner to corner, where the depth is 0
+        assert chain[0, 0] == pytest.approx(-tracked.width / 2) and chain[-1, 0] == pytest.approx(tracked.width / 2)
+        assert abs(chain[0, 1]) < 1e-6 and abs(chain[-1, 1]) < 1e-6
+        assert np.abs(np.diff(chain[:, 1], 2)).max() < 0.05 * tracked.width  # no kinks
+    assert np.all(smooth.lower[:, 1] >= smooth.upper[:, 1])
+    middle = np.zeros(1)
+    opening = tracked.lower_at(middle) - tracked.upper_at(middle)
+    assert smooth.lower_at(middle) - smooth.upper_at(middle) == pytest.approx(opening, rel=0.15)

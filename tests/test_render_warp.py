@@ -75,11 +75,13 @@ def test_dropped_jaw_moves_the_content_by_the_imposed_amount(landmarks):
 
 
 def test_retracked_mouth_opens(portrait, landmarks):
-    k = 0.1 * face_height(landmarks)
-    out = WarpRenderer().render(portrait, landmarks, drop_jaw(landmarks, k))
-    retracked = face.track_frames([out], fps=None).landmarks[0]
-    gain = face.inner_mouth_opening(retracked) - face.inner_mouth_opening(landmarks)
-    assert gain >= 0.5 * k
+    # over three openings: the tracker reads one small mouth (40 px wide) within a few pixels
+    drops = np.array([0.1, 0.15, 0.2]) * face_height(landmarks)
+    renderer = WarpRenderer()
+    outs = [renderer.render(portrait, landmarks, drop_jaw(landmarks, k)) for k in drops]
+    retracked = face.track_frames(outs, fps=None).landmarks
+    gains = face.inner_mouth_opening(retracked) - face.inner_mouth_opening(landmarks)
+    assert gains.mean() >= 0.5 * drops.mean() and gains[-1] > gains[0]
 
 
 def test_opened_mouth_shows_upper_teeth_over_a_dark_cavity(portrait, landmarks):

@@ -42,6 +42,7 @@ _INNER_LIPS = GROUPS["inner_lips"]
 _OUTER_LIPS = GROUPS["outer_lips"]
 _CORNER_LEFT, _CORNER_RIGHT = 78, 308    # inner mouth corners (image left, image right)
 _SUBPIXEL_BITS = 4
+_ARC_SAMPLES = 33      # points of each smoothed inner-lip arc (MouthFrame.smoothed)
 _TEETH_OVER_SKIN = 8.0  # L*: teeth are lighter than the skin around the mouth in portraits
 BUNDLED_STRIP = "astronaut_teeth.npz"
 """Package data file of the bundled strip (made by ``scripts/make_mouth_bank.py``)."""
@@ -135,6 +136,36 @@ class MouthFrame:
     def lower_at(self, along: np.ndarray) -> np.ndarray:
         """Depth of the lower inner lip at ``along``."""
         return np.interp(along, self.lower[:, 0], self.lower[:, 1])
+
+    def smoothed(self, samples: int = _ARC_SAMPLES) -> MouthFrame:
+        """The same mouth with each inner lip a smooth arc through its points.
+
+        Landmarks give each inner lip as a chain of ten points; a warp that drops the
+        jaw moves the middle ones more than those by the corners, so the chain has kinks
+        (an opening drawn through it reads as a trapezoid). Each chain is fitted (least
+        squares) with ``depth(u) = (1 - u²)(a + b u + c u²)``, ``u`` from -1 to 1 between
+        the corners: it passes through both corners, meets them in a point as lips do, and
+        can lean to one side. The lower arc never rises above the upper one. ``samples``
+        points per arc.
+        """
+        half = self.width / 2.0
+        u = np.linspace(-1.0, 1.0, samples)
+        arcs = []
+        for chain in (self.upper, self.lower):
+            x = np.clip(chain[:, 0] / half, -1.0, 1.0)
+            basis = (1.0 - x * x)[:, None] * np.stack([np.ones_like(x), x, x * x], axis=1)
+            coefficients = np.linalg.lstsq(basis, chain[:, 1] - np.interp(x, [-1.0, 1.0], chain[[0, -1], 1]),
+                                           rcond=None)[0]
+            ends = np.interp(u, [-1.0, 1.0], chain[[0, -1], 1])
+            arcs.append(ends + (1.0 - u * u) * (coefficients[0] + coefficients[1] * u + coefficients[2] * u * u))
+        upper, lower = arcs[0], np.maximum(arcs[1], arcs[0])
+        along = u * half
+        return MouthFrame(self.origin, self.axes, self.width,
+                          np.stack([along, upper], axis=1), np.stack([along, lower], axis=1))
+
+    def outline(self) -> np.ndarray:
+        """``(2K - 2, 2)`` pixels: the opening's outline, along the upper chain and back along the lower."""
+        return self.to_pixels(np.concatenate([self.upper, self.lower[-2:0:-1]]))
 
 
 UPPER_CHAIN, LOWER_CHAIN = contour_halves("inner_lips")
@@ -389,7 +420,7 @@ class MouthPainter:
         colours of the lips around, continued inward, which the edge takes (default: the
         target's lip colour)."""
         config = self.config
-        coordinates = mouth_frame(landmarks)
+        coordinates = mouth_frame(landmarks).smoothed()
         rows, cols = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
         pixels = np.stack([cols + origin[0], rows + origin[1]], axis=-1)
         along, down = np.moveaxis(coordinates.to_mouth(pixels), -1, 0)
@@ -471,10 +502,12 @@ class MouthPainter:
         opacity = float(smoothstep(opacity))
         if opacity <= 0.0:
             return
-        polygon = landmarks[_INNER_LIPS, :2].astype(np.float64)
+        coordinates = mouth_frame(landmarks).smoothed()
+        polygon = coordinates.outline()
+        tracked = landmarks[_INNER_LIPS, :2].astype(np.float64)
         pad = 2.0
-        low = np.floor(polygon.min(axis=0) - pad).astype(int)
-        high = np.ceil(polygon.max(axis=0) + pad).astype(int) + 1
+        low = np.floor(np.minimum(polygon.min(axis=0), tracked.min(axis=0)) - pad).astype(int)
+        high = np.ceil(np.maximum(polygon.max(axis=0), tracked.max(axis=0)) + pad).astype(int) + 1
         x0, y0 = max(low[0], 0), max(low[1], 0)
         x1, y1 = min(high[0], out.shape[1]), min(high[1], out.shape[0])
         if x1 <= x0 or y1 <= y0:
@@ -485,12 +518,13 @@ class MouthPainter:
         if not mask.any():
             return
         patch = out[y0:y1, x0:x1]
-        # under the interior and a pixel round it, the lips continued inward (the warp stretched the
-        # target's dark lip line there); the interior fades into them toward its edge
-        ring = cv2.dilate((mask > 0).astype(np.uint8), np.ones((3, 3), np.uint8))
+        # under the interior (and inside the tracked inner lips, where they stray from its arcs) and a
+        # pixel round it, the lips continued inward (the warp stretched the target's dark lip line
+        # there); the interior fades into them toward its edge
+        inside = (mask > 0) | (polygon_mask(tracked - origin, shape) > 0)
+        ring = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8))
         around = cv2.inpaint(patch, ring, 3, cv2.INPAINT_TELEA).astype(np.float32)
         interior = self.interior(landmarks, origin, shape, around)
-        coordinates = mouth_frame(landmarks)
         openness = self.openness(coordinates)
         feather = self.config.feather_fraction * coordinates.width
         if feather > 0.3:  # a closed mouth's slit stays faint: soft toward the inside, nothing outside
