@@ -63,7 +63,7 @@ def test_rounding_is_anticipated_through_a_tongue_consonant():
 
 
 def test_the_lips_lead_the_sound():
-    phones = utterance(("SIL", 0.5), ("AA", 0.2), ("SIL", 0.5))
+    phones = utterance(("SIL", 0.5), ("AH", 0.2), ("SIL", 0.5))
     late = viseme_track(phones, frame_at(1.2), FPS, NO_LEAD)[0]
     early = viseme_track(phones, frame_at(1.2), FPS, VisemeConfig(lead_s=0.08))[0]
     onset = frame_at(0.46)

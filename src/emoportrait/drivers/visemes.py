@@ -55,7 +55,11 @@ class Viseme:
 # (driver r 0.51 -> 0.59), /w/ and /uw/ nearly close the lips, and a pause pulls the mouth
 # shut only where it is long (the driver's silence gate closes it in real silence). The
 # labials keep their holds: their seal and tuck close the lips, and a stronger hold would
-# pull the middle of a neighbouring open vowel shut.
+# pull the middle of a neighbouring open vowel shut. The low vowels /aa ae ao/ hold their
+# openings twice as strongly as the other vowels: the jaw reaches a low vowel whatever
+# surrounds it (its height resists coarticulation more than that of the tongue vowels). Driver
+# r on the same two speakers: 0.557 -> 0.594 (HDTF), 0.594 -> 0.604 (M030); a 1.5x hold gave
+# 0.584 / 0.603, 3x 0.594 / 0.598, and holding /ah eh/ as strongly lowered HDTF's to 0.540.
 _BILABIAL = Viseme(0.0, 0.0, hold=6.0, shape=1.0, seal=1.0)
 _LABIODENTAL = Viseme(0.06, 0.0, 1.0, hold=4.0, shape=1.0)
 _DENTAL = Viseme(0.16, 0.1, hold=3.0, shape=0.5)
@@ -66,8 +70,8 @@ _VELAR = Viseme(0.28, 0.0, hold=1.5, shape=0.3)
 
 VISEMES: dict[str, Viseme] = {
     # vowels: opening from the jaw height, width from spreading / rounding
-    "AA": Viseme(1.0, 0.0), "AE": Viseme(0.85, 0.4), "AH": Viseme(0.7, 0.0),
-    "AO": Viseme(0.8, -0.5), "EH": Viseme(0.6, 0.4), "ER": Viseme(0.4, -0.4),
+    "AA": Viseme(1.0, 0.0, hold=2.0), "AE": Viseme(0.85, 0.4, hold=2.0), "AH": Viseme(0.7, 0.0),
+    "AO": Viseme(0.8, -0.5, hold=2.0), "EH": Viseme(0.6, 0.4), "ER": Viseme(0.4, -0.4),
     "IH": Viseme(0.4, 0.5), "IY": Viseme(0.3, 1.0), "UH": Viseme(0.35, -0.6),
     "UW": Viseme(0.2, -1.0, shape=2.0),
     # consonants
