@@ -66,8 +66,10 @@ _PROTOTYPES: dict[str, dict[str, float]] = {
     "sad": {"AU1": 1.4, "AU4": 0.8, "AU15": 1.4, "AU17": 0.6, "AU41": 1.0},
     "angry": {"AU4": 1.2, "AU5": 0.5, "AU7": 1.0, "AU10": 0.6, "AU23": 0.4, "AU25": 0.6},  # glare, bared teeth
     # fear: inner brows up and drawn together (AU1 + AU4: oblique, not arched as in surprise),
-    # upper lids up, lips stretched sideways and parted
-    "fear": {"AU1": 1.8, "AU2": 0.4, "AU4": 1.0, "AU5": 1.5, "AU7": 0.4, "AU16": 1.0, "AU20": 1.8, "AU25": 1.0, "AU26": 0.3},
+    # upper lids up and tense, lips stretched sideways with the lower one drawn down (AU20 + AU16):
+    # a wide, tense mouth, not surprise's dropped jaw (which speech would open further)
+    "fear": {"AU1": 1.8, "AU2": 0.4, "AU4": 1.0, "AU5": 1.5, "AU7": 0.4, "AU16": 1.0, "AU20": 1.8,
+             "AU25": 1.0, "AU26": 0.3},
     "disgusted": {"AU9": 0.6, "AU10": 1.2, "AU4": 0.5, "AU6": 0.4, "AU7": 0.5, "AU15": 0.4, "AU17": 0.5},
     "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.2, "AU25": 0.5, "AU26": 1.0},  # raised brows, dropped jaw
     "contempt": {"AU12R": 1.2, "AU14R": 1.8, "AU1": 0.4, "AU2": 0.3},          # one-sided smirk, brows up
