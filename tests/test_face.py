@@ -38,6 +38,18 @@ def test_ibug68_is_68_distinct_mesh_points():
 
 # ---------------------------------------------------------------- gaps and smoothing
 
+def test_the_face_sizes_scale_with_the_face_and_the_rigid_radius_ignores_the_mouth(portrait):
+    points = face.track_frames([portrait], fps=None).landmarks[0].astype(np.float64)
+    larger = 2.0 * points + 17.0
+    assert face.face_size(larger) == pytest.approx(2.0 * face.face_size(points))
+    assert face.rigid_radius(larger) == pytest.approx(2.0 * face.rigid_radius(points))
+    opened = points.copy()
+    opened[face.GROUPS["lips"], 1] += 0.1 * face.face_size(points)  # an expression moves no rigid point
+    assert face.rigid_radius(opened) == face.rigid_radius(points)
+    assert face.rigid_radius(np.stack([points, larger])).shape == (2,)
+    assert 0.2 < face.rigid_radius(points) / face.face_size(points) < 0.5
+
+
 def test_runs_finds_true_stretches():
     assert runs(np.array([0, 1, 1, 0, 1], bool)) == [(1, 3), (4, 5)]
     assert runs(np.zeros(3, bool)) == []

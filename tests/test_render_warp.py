@@ -8,7 +8,8 @@ import pytest
 
 from emoportrait import face
 from emoportrait.render import WarpConfig, WarpRenderer
-from emoportrait.render.warp import anchor_ring, face_size
+from emoportrait.face import face_size
+from emoportrait.render.warp import anchor_ring
 
 
 @pytest.fixture(scope="module")

@@ -55,10 +55,9 @@ from . import audio, media
 from .drivers.procedural import ProceduralConfig, ProceduralDriver
 from .emotions import EMOTIONS, EmotionSpec, parse_emotion
 from .errors import InputError
-from .face import GROUPS, track_frames
+from .face import GROUPS, face_size, track_frames
 from .pipeline import GenerateConfig, generate
 from .render import WarpRenderer
-from .render.warp import face_size
 from .evp.layout import SENTENCE_MAP
 
 MEAD_EMOTIONS = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
@@ -128,7 +127,7 @@ PROSODY = {
 @dataclass(frozen=True)
 class IdentityConfig:
     """Ranges of the random per-subject look. Each change is drawn uniformly in ±its value;
-    lengths are fractions of the face size (:func:`emoportrait.render.warp.face_size`)."""
+    lengths are fractions of the face size (:func:`emoportrait.face.landmarks.face_size`)."""
 
     face_width: float = 0.08        # whole face wider/narrower (relative)
     eye_distance: float = 0.03      # each eye moves outward/inward by this much

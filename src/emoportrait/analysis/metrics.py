@@ -53,7 +53,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from .. import media
 from ..audio import AudioConfig, frame_loudness, load_audio
 from ..errors import InputError
-from ..face import RIGID, FaceTrack, TrackerConfig, inner_mouth_opening, to_ibug68, track_frames
+from ..face import FaceTrack, TrackerConfig, inner_mouth_opening, rigid_radius, to_ibug68, track_frames
 from ..face.landmarks import IBUG68_MOUTH
 
 __all__ = [
@@ -394,15 +394,9 @@ def loudness_following(mouth_opening: np.ndarray, loudness_db: np.ndarray, max_l
     return lagged_correlation(mouth_opening, loudness, max_lag)
 
 
-def _face_scale(landmarks: np.ndarray) -> np.ndarray:
-    """``(T, 478, D)`` → ``(T,)`` RMS radius (pixels) of the rigid points about their centre."""
-    rigid = landmarks[:, RIGID, :2]
-    return np.sqrt(((rigid - rigid.mean(axis=1, keepdims=True)) ** 2).sum(-1).mean(-1))
-
-
 def mouth_opening(track: FaceTrack) -> np.ndarray:
     """``(T,)`` inner-lip opening of a track over its face's size (head size cancels)."""
-    return inner_mouth_opening(track.landmarks[..., :2]) / _face_scale(track.landmarks)
+    return inner_mouth_opening(track.landmarks[..., :2]) / rigid_radius(track.landmarks)
 
 
 def track_loudness_following(track: FaceTrack, path: str | Path) -> LaggedCorrelation:

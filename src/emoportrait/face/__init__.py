@@ -5,10 +5,12 @@ y down, z depth scaled like x). See :mod:`.tracker`, :mod:`.landmarks`,
 :mod:`.smoothing` and :mod:`.reference`.
 """
 
-from .landmarks import GROUPS, IBUG68, N_LANDMARKS, RIGID, group, inner_mouth_opening, to_ibug68
+from .landmarks import (
+    GROUPS, IBUG68, N_LANDMARKS, RIGID, face_size, group, inner_mouth_opening, rigid_radius, to_ibug68,
+)
 from .tracker import FaceTrack, TrackerConfig, track_file, track_frames
 
 __all__ = [
     "GROUPS", "IBUG68", "N_LANDMARKS", "RIGID", "FaceTrack", "TrackerConfig",
-    "group", "inner_mouth_opening", "to_ibug68", "track_file", "track_frames",
+    "face_size", "group", "inner_mouth_opening", "rigid_radius", "to_ibug68", "track_file", "track_frames",
 ]

@@ -181,6 +181,23 @@ def to_ibug68(landmarks: np.ndarray) -> np.ndarray:
     return landmarks[..., IBUG68, :]
 
 
+def face_size(landmarks: np.ndarray) -> float:
+    """Diameter (pixels) of the disc with the area of the face oval of ``(478, 2+)`` landmarks
+    (about the geometric mean of the oval's width and height): the size of the whole face,
+    for margins and blurs that scale with it."""
+    x, y = landmarks[GROUPS["face_oval"], 0], landmarks[GROUPS["face_oval"], 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))  # shoelace
+    return float(np.sqrt(4.0 / np.pi * area))
+
+
+def rigid_radius(landmarks: np.ndarray) -> np.ndarray:
+    """RMS radius of the :data:`RIGID` points about their centre: ``(..., 478, D)`` → ``(...)``,
+    in the landmarks' units. Expressions and speech barely move those points, so motion
+    divided by it is in face units whatever the face does."""
+    rigid = landmarks[..., RIGID, :2]
+    return np.sqrt(((rigid - rigid.mean(axis=-2, keepdims=True)) ** 2).sum(-1).mean(-1))
+
+
 def inner_mouth_opening(landmarks: np.ndarray) -> np.ndarray:
     """Distance between the inner-lip midpoints 13 and 14: ``(..., 478, D)`` → ``(...)``.
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from .. import media
 from . import search
 from ..errors import NoFaceError
-from .landmarks import N_LANDMARKS, RIGID
+from .landmarks import N_LANDMARKS, rigid_radius
 from .smoothing import fill_gaps, one_euro_zero_phase
 
 
@@ -232,13 +232,6 @@ class _MeshTracker:
         self.last_box = None
 
 
-def _face_size(landmarks: np.ndarray) -> float:
-    """Median RMS radius of the rigid points, pixels: the unit for smoothing."""
-    rigid = landmarks[:, RIGID, :2]
-    radius = np.sqrt(((rigid - rigid.mean(axis=1, keepdims=True)) ** 2).sum(-1).mean(-1))
-    return float(np.median(radius))
-
-
 def track_frames(
     frames: Iterable[np.ndarray],
     fps: float | None,
@@ -284,7 +277,7 @@ def track_frames(
                           "give a video where one face is clearly visible")
     filled, interpolated, long_gaps = fill_gaps(np.stack(landmarks), found_mask, max_gap)
     if config.smooth and not static and len(filled) > 1:
-        unit = _face_size(filled)
+        unit = float(np.median(rigid_radius(filled)))  # pixels: the unit for smoothing
         filled = one_euro_zero_phase(
             filled / unit, fps,
             min_cutoff_hz=config.smooth_min_cutoff_hz,

@@ -27,8 +27,7 @@ import cv2
 import numpy as np
 from mediapipe.python.solutions import face_mesh_connections as _mesh
 
-from ..face.landmarks import GROUPS
-from .warp import face_size
+from ..face.landmarks import GROUPS, face_size
 
 __all__ = ["BACKGROUND_CHANNEL", "EDGE_CHANNELS", "FACE_CHANNEL", "EdgeConfig", "edge_map", "edge_preview",
            "face_region", "resize", "scale_landmarks"]
@@ -72,7 +71,7 @@ def face_region(landmark_sets: Sequence[np.ndarray], size: tuple[int, int],
 
     Each ``(478, 2+)`` landmark set (pixels of ``size``) contributes the convex hull
     of its face oval; their union is dilated by ``face_margin`` face sizes (of the
-    first set, :func:`~emoportrait.render.warp.face_size`) with an elliptic kernel.
+    first set, :func:`~emoportrait.face.landmarks.face_size`) with an elliptic kernel.
     """
     width, height = size
     mask = np.zeros((height, width), np.uint8)

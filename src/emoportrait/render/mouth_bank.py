@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..face.landmarks import GROUPS, RIGID
+from ..face.landmarks import GROUPS, RIGID, rigid_radius
 from ..geometry import estimate_pose, frontalize
 from .mouth import LOWER_CHAIN, UPPER_CHAIN
 
@@ -38,12 +38,6 @@ class BankConfig:
     min_frames: int = 10          # videos with fewer found frames keep no bank
 
 
-def _face_scale(points: np.ndarray) -> np.ndarray:
-    """``(..., N, 3)`` → ``(...,)`` RMS radius of the rigid points about their centre."""
-    rigid = points[..., RIGID, :2]
-    return np.sqrt(((rigid - rigid.mean(axis=-2, keepdims=True)) ** 2).sum(-1).mean(-1))
-
-
 class MouthBank:
     """Mouth shapes of a target video's frames, for retrieval.
 
@@ -58,7 +52,7 @@ class MouthBank:
         self.frames = np.flatnonzero(found)
         reference = landmarks[self.frames[0]].astype(np.float64)
         self._reference = reference
-        self._unit = float(_face_scale(reference))
+        self._unit = float(rigid_radius(reference))
         self._shapes, self._gaps = self._describe(landmarks[self.frames].astype(np.float64))
         self._last: int | None = None
 

@@ -45,12 +45,12 @@ from matplotlib.path import Path
 from scipy.spatial import Delaunay
 from threadpoolctl import ThreadpoolController
 
-from ..face.landmarks import GROUPS, MESH_TRIANGLES, signed_areas
+from ..face.landmarks import GROUPS, MESH_TRIANGLES, face_size, signed_areas
 from .creases import SHADOW_TINT, CreaseConfig, shade_creases
 from .mouth import LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip
 from .mouth_bank import BankConfig, MouthBank
 
-__all__ = ["WarpConfig", "WarpRenderer", "anchor_ring", "face_size"]
+__all__ = ["WarpConfig", "WarpRenderer", "anchor_ring"]
 
 N_MESH = 468
 """Mesh points used by the warp (indices ``0 .. 467``; the iris points are not used)."""
@@ -66,7 +66,7 @@ _TEETH_CANDIDATES = 8                    # a video's most open frames tried for 
 @dataclass(frozen=True)
 class WarpConfig:
     """Settings of :class:`WarpRenderer`. Lengths given as fractions are of the face size
-    (:func:`face_size`, about the geometric mean of the face oval's width and height)."""
+    (:func:`~emoportrait.face.landmarks.face_size`, about the geometric mean of the face oval's width and height)."""
 
     margin: float = 0.35                 # deformable band around the face; beyond it the frame is untouched
     ring_points: int = 48                # anchor points on the ring around the face
@@ -81,17 +81,6 @@ class WarpConfig:
     paste_feather: float = 0.05          # ... fading out over this (Gaussian sigma, mouth widths)
     shading_sigma: float = 0.3           # it takes the output's shading, smoothed over this (mouth widths)
     max_shading: float = 60.0            # ... changing no pixel by more than this (grey levels)
-
-
-def _polygon_area(points: np.ndarray) -> float:
-    """Unsigned area (pixels²) of the closed polygon ``(K, 2)`` (shoelace formula)."""
-    x, y = points[:, 0], points[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-def face_size(landmarks: np.ndarray) -> float:
-    """Diameter (pixels) of the disc with the area of the face oval of ``(478, 2+)`` landmarks."""
-    return float(np.sqrt(4.0 / np.pi * _polygon_area(landmarks[GROUPS["face_oval"], :2])))
 
 
 def anchor_ring(source: np.ndarray, target: np.ndarray, margin_px: float, count: int) -> np.ndarray:
