@@ -413,14 +413,13 @@ class MouthPainter:
             strip = match_colours(bundled, light, face_light(frame, landmarks))
         return cls(strip, lip_colour(frame, landmarks), config)
 
-    def interior(self, landmarks: np.ndarray, origin: np.ndarray, shape: tuple[int, int],
+    def interior(self, coordinates: MouthFrame, origin: np.ndarray, shape: tuple[int, int],
                  lips: np.ndarray | None = None) -> np.ndarray:
         """``shape + (3,)`` float32 RGB interior for the box at ``origin`` ``(2,)`` (x, y),
-        in mouth coordinates of ``(478, 2+)`` landmarks; ``lips`` ``shape + (3,)``: the
+        in ``coordinates`` (the driven mouth, :meth:`MouthFrame.smoothed`); ``lips`` ``shape + (3,)``: the
         colours of the lips around, continued inward, which the edge takes (default: the
         target's lip colour)."""
         config = self.config
-        coordinates = mouth_frame(landmarks).smoothed()
         rows, cols = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
         pixels = np.stack([cols + origin[0], rows + origin[1]], axis=-1)
         along, down = np.moveaxis(coordinates.to_mouth(pixels), -1, 0)
@@ -524,7 +523,7 @@ class MouthPainter:
         inside = (mask > 0) | (polygon_mask(tracked - origin, shape) > 0)
         ring = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8))
         around = cv2.inpaint(patch, ring, 3, cv2.INPAINT_TELEA).astype(np.float32)
-        interior = self.interior(landmarks, origin, shape, around)
+        interior = self.interior(coordinates, origin, shape, around)
         openness = self.openness(coordinates)
         feather = self.config.feather_fraction * coordinates.width
         if feather > 0.3:  # a closed mouth's slit stays faint: soft toward the inside, nothing outside
