@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from emoportrait import audio, face, tracking
-from emoportrait.drivers.action_units import ACTION_UNITS, FaceGeometry, action_unit
+from emoportrait.drivers.action_units import ACTION_UNITS, ActionUnitConfig, FaceGeometry, action_unit, mouth_opening
 from emoportrait.drivers.procedural import (
     ProceduralConfig,
     ProceduralDriver,
@@ -20,7 +20,8 @@ from emoportrait.drivers.procedural import (
 )
 from emoportrait.emotions import EmotionSpec, parse_emotion
 from emoportrait.errors import InputError
-from emoportrait.face.landmarks import GROUPS
+from emoportrait.face.landmarks import GROUPS, contour_halves
+from emoportrait.neutralise import neutralise
 
 SR = 16000
 FPS = 25.0
@@ -129,7 +130,7 @@ def test_mouth_opening_follows_loudness_and_closes_in_silence(neutral_track, spe
     silent = audio.silence_mask(speech, AUDIO, len(opening))
     assert silent.sum() > 10 and (~silent).sum() > 10
     np.testing.assert_allclose(opening[silent], distance(identity, INNER_LIPS), atol=1e-3)
-    loudest = SPECTRAL.spectral_opening * SPECTRAL.jaw_open_gap
+    loudest = SPECTRAL.spectral_opening * SPECTRAL.opening_gap
     assert 0.8 * loudest < opening.max() - distance(identity, INNER_LIPS) < 1.3 * loudest
 
 
@@ -258,6 +259,21 @@ def test_brow_and_mouth_action_units_stay_in_their_regions(identity):
     assert distance(identity + jaw, INNER_LIPS) - distance(identity, INNER_LIPS) == pytest.approx(0.25)
     assert all(np.all(np.isfinite(action_unit(geometry, name))) for name in ACTION_UNITS)
 
+
+
+def test_the_mouth_opens_as_real_mouths_do(identity):
+    """Per unit of inner-lip gap, real talkers' chins drop about 0.3 and their upper lips rise
+    about 0.2, and the lower lip drops round across the mouth (ActionUnitConfig says where this
+    was measured). A jaw that carried all of it drew a flat-bottomed mouth and a nutcracker chin."""
+    closed = neutralise(identity)
+    field = mouth_opening(FaceGeometry(closed), 0.3, ActionUnitConfig())
+    assert distance(closed + field, INNER_LIPS) - distance(closed, INNER_LIPS) == pytest.approx(0.3)
+    gap = field[14, 1] - field[13, 1]   # the inner lips part this much in height
+    assert field[152, 1] / gap == pytest.approx(0.3, abs=0.05)
+    assert field[13, 1] / gap == pytest.approx(-0.2, abs=0.03)
+    lower = contour_halves("inner_lips")[1]
+    drop = field[lower[np.argsort(closed[lower, 0])], 1] / field[14, 1]   # corner to corner
+    assert max(drop[2], drop[-3]) < 0.75 and max(drop[3], drop[-4]) < 0.9   # flat bottom: 0.79, 0.99
 
 
 def test_the_lips_action_units_leave_the_nose_alone(identity):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emoportrait import face, tracking
-from emoportrait.drivers.action_units import ActionUnitConfig, FaceGeometry, jaw_drop
+from emoportrait.drivers.action_units import ActionUnitConfig, FaceGeometry, mouth_opening
 from emoportrait.unfold import folding, unfold
 
 
@@ -27,9 +27,9 @@ def test_a_point_pushed_past_its_neighbours_is_eased_back_until_nothing_folds(id
     assert moved[wing] and moved.sum() < 40              # only around the fold
 
 
-def test_a_jaw_drop_and_a_closed_eye_are_kept(identity):
+def test_a_mouth_opening_and_a_closed_eye_are_kept(identity):
     geometry = FaceGeometry(identity)
-    opened = jaw_drop(geometry, 0.3, ActionUnitConfig())[None]
+    opened = mouth_opening(geometry, 0.3, ActionUnitConfig())[None]
     np.testing.assert_allclose(unfold(identity, opened), opened, atol=0.03)
     blink = np.zeros((1, 478, 3))
     upper, lower = 159, 145                              # the right eye's lid middles

@@ -40,7 +40,6 @@ class NeutraliseConfig:
     """How far :func:`neutralise` goes (canonical units)."""
 
     closed_gap: float = 0.005      # inner-lip height (13 to 14) of closed lips; wider mouths are closed
-    upper_lip_share: float = 0.25  # share of the closing done by the upper lip (the jaw does the rest)
     neutral_lift: float = 0.035    # corner lift of a neutral face (measured: 0.00-0.06)
     frown_margin: float = 0.035    # corners lower than neutral by more than this are frowning
     max_amount: float = 1.5        # at most this much AU12 or AU15 is taken off a side
@@ -53,11 +52,12 @@ def close_lips(geometry: FaceGeometry, config: NeutraliseConfig = NeutraliseConf
 
     At each point of the lips, the gap is the height (y) of the lower inner lip below
     the upper one at that x, less ``closed_gap`` (negative where pressed lips were
-    tracked crossing each other: those are parted to the slit). The upper lip (inner and outer contour)
-    comes down by ``upper_lip_share`` of it and the lower lip rises by the rest, so the
-    inner contours meet and both lips keep their thickness; the skin around follows.
-    The jaw (:func:`~.drivers.action_units.jaw_move`) rises by the lower lip's rise at
-    its middle, carrying the chin; the lip's own moves make up the rest toward the corners.
+    tracked crossing each other: those are parted to the slit). The mouth closes as real
+    mouths open, backwards (:func:`~.drivers.action_units.mouth_opening`): the upper lip (inner
+    and outer contour) comes down by ``opening_upper_share`` of the gap and the lower lip rises by
+    the rest, so the inner contours meet and both lips keep their thickness; the skin around
+    follows. The jaw (:func:`~.drivers.action_units.jaw_move`) rises by ``opening_chin_share`` of
+    the gap at the middle, carrying the chin; the lip's own moves make up the rest.
     The lower lip of an open mouth also sits behind the upper one (+z; 0.09 on MEAD's
     M030, under 0.002 on closed mouths): it comes forward to meet it, by the share
     ``gap / (gap + closed_gap)`` of that depth (all of it for a wide mouth, none for
@@ -79,10 +79,9 @@ def close_lips(geometry: FaceGeometry, config: NeutraliseConfig = NeutraliseConf
     nearest = [geometry.distances[np.setdiff1d(side, corners)].min(axis=0) for side in sides]
     below = nearest[1] < nearest[0]  # each point follows the lip it is closer to (corners stay)
     upper, lower = sides
-    rise = (1.0 - config.upper_lip_share) * gap_at(lower)   # how far each lower-lip point must rise
-    order = np.argsort(points[lower, 0])
-    middle = float(np.interp(points[_LOWER_MIDDLE, 0], points[lower[order], 0], rise[order]))
-    jaw = jaw_move(geometry, -middle, units)                 # the jaw carries the chin up
+    rise = (1.0 - units.opening_upper_share) * gap_at(lower)   # how far each lower-lip point must rise
+    middle = float(gap_at(np.array([_LOWER_MIDDLE]))[0])
+    jaw = jaw_move(geometry, -units.opening_chin_share * middle, units)   # the jaw carries the chin up
     opened = np.clip(gap_at(lower), 0.0, None)
     forward = gap_at(lower, axis=2) * opened / (opened + config.closed_gap)   # depth to close
     moves = np.zeros((len(lower), 3))
@@ -90,7 +89,7 @@ def close_lips(geometry: FaceGeometry, config: NeutraliseConfig = NeutraliseConf
     moves[:, 2] = -forward - jaw[lower, 2]
     lower_field = jaw + spread(geometry, lower, moves, units.lip_sigma, units)
     moves = np.zeros((len(upper), 3))
-    moves[:, 1] = config.upper_lip_share * gap_at(upper)
+    moves[:, 1] = units.opening_upper_share * gap_at(upper)
     upper_field = spread(geometry, upper, moves, units.lip_sigma, units)
     return np.where(below[:, None], lower_field, upper_field)
 

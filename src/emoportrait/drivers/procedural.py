@@ -46,10 +46,10 @@ from .action_units import (
     action_unit,
     blink_field,
     eye_weight,
-    jaw_drop,
     lip_pucker,
     lip_stretch,
     lower_lip_tuck,
+    mouth_opening,
     upper_lip_raise,
 )
 from .visemes import MouthTrack, VisemeConfig, viseme_track
@@ -91,8 +91,8 @@ class ProceduralConfig:
     # Mouth amplitudes, for either mouth source.
     # Calibrated (benchmarks/realism.py) so that the viseme mouth's mean opening is that
     # of the real speakers': generated/real 0.85-1.11 on stills and video targets.
-    jaw_open_gap: float = 0.45       # inner-lip gap the jaw adds at full opening
-    upper_lip_lift: float = 0.04     # the upper lip's rise at full opening (adds to the gap)
+    opening_gap: float = 0.53        # inner-lip gap at full opening (shared by the jaw and the lips
+                                     # as ActionUnitConfig's opening_*_share say)
     tuck_lift: float = 0.015         # /f v/: the lower lip's rise toward the upper teeth
     tuck_back: float = 0.03          # ... and its move back under them
     tuck_teeth_show: float = 0.02    # ... while the upper lip lifts to show the teeth' edges
@@ -100,7 +100,7 @@ class ProceduralConfig:
     loud_percentile: float = 95.0    # percentile of the frame loudness taken as "loud" (opening 1)
     knee: float = 0.35               # fraction of the silence→loud dB range with the jaw still shut
     opening_exponent: float = 0.7    # < 1: compressive curve from dB above the knee to opening
-    spectral_opening: float = 0.45   # the loudest frames open this fraction of jaw_open_gap
+    spectral_opening: float = 0.45   # the loudest frames open this fraction of opening_gap
     smoothing_s: float = 0.035       # std of the zero-phase Gaussian smoother (FWHM 82 ms; 0: off)
     speech_ramp_s: float = 0.08      # mouth motion fades in/out over this time next to silence
     # Lip rounding from the spectral balance.
@@ -545,8 +545,7 @@ class ProceduralDriver:
         """``(7, 478, 3)`` fields: jaw opening, pucker, spread, lower lip tucked, emotion,
         emotion on the lids (removed as they close), closed lids."""
         config, units = self.config, self.action_units
-        opening = (jaw_drop(geometry, config.jaw_open_gap, units)
-                   + upper_lip_raise(geometry, config.upper_lip_lift, units))
+        opening = mouth_opening(geometry, config.opening_gap, units)
         pucker = lip_pucker(geometry, config.pucker_contraction, config.pucker_protrusion, units)
         spread = lip_stretch(geometry, config.spread_stretch, 0.0, units)
         tuck = (lower_lip_tuck(geometry, config.tuck_lift, config.tuck_back, units)
