@@ -9,7 +9,9 @@ import pytest
 from emoportrait import face
 from emoportrait.render.mouth import (
     MouthPainter,
+    TeethStrip,
     bundled_strip,
+    completed,
     face_light,
     lip_colour,
     match_colours,
@@ -92,6 +94,47 @@ def test_the_opening_meets_the_lips_in_their_colour_and_narrows_to_its_corners(p
     assert min(edge) > cavity - 5 and abs(max(edge) - lips) < 8  # from the cavity to the lips, no dark rim
     assert abs(at(0.48 * mouth.width, 0.5) - lips) < 8  # toward the corners the lips meet: no dark wedge
     assert at(0.3 * mouth.width, 0.5) < lips - 20
+
+
+def test_teeth_the_target_did_not_show_are_completed_in_its_own_teeth_colour():
+    rows, columns = 8, 12
+    own = np.zeros((rows, columns, 3), np.float32)
+    own[:, 4:8] = (235.0, 230.0, 215.0)                # the middle teeth show ...
+    valid = np.zeros((rows, columns), np.float32)
+    valid[:, 4:8] = 1.0                                 # ... the back ones were in the dark
+    fill = TeethStrip(np.full((16, columns, 3), (150.0, 140.0, 100.0), np.float32), np.ones((16, columns)), 0.6)
+    result = completed(TeethStrip(own, valid, 0.3), fill)
+    np.testing.assert_allclose(result.texture[:, 4:8], own[:, 4:8], atol=1e-3)   # its own teeth kept
+    np.testing.assert_allclose(result.texture[:, :4], own[:, 4:8], atol=2.0)     # the rest in their colour
+    assert result.valid.min() == 1.0 and result.depth == 0.3
+
+
+def test_the_teeth_end_before_the_corners_and_meet_the_upper_lip_without_a_dark_line(portrait, landmarks):
+    scale = 3.0
+    face_image = cv2.resize(portrait, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    source = landmarks * scale
+    target = drop_jaw(source, 0.15 * face_height(source))
+    painter = MouthPainter.for_target(face_image, source)
+    colour = lip_colour(face_image, source)
+    out = np.empty_like(face_image)
+    out[:] = np.round(colour).astype(np.uint8)
+    painter.paint(out, target)
+    mouth = mouth_frame(target).smoothed()
+    half = mouth.width / 2.0
+
+    def teeth_row(along: np.ndarray, below: float) -> np.ndarray:
+        """L* of ``out`` ``below`` pixels under the upper inner lip at ``along`` (pixels from the centre)."""
+        points = mouth.to_pixels(np.stack([along, mouth.upper_at(along) + below], axis=1))
+        x, y = np.round(points).astype(int).T
+        return cv2.cvtColor(out[y, x][None].astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[0, :, 0]
+
+    teeth = 0.05 * mouth.width
+    middle, sides = teeth_row(np.linspace(-0.3, 0.3, 7) * half, teeth), teeth_row(np.array([-0.78, 0.78]) * half, teeth)
+    assert sides.max() < middle.min() - 30           # the back teeth are in the cheeks' shadow
+    edge = teeth_row(np.linspace(-0.4, 0.4, 41) * half, 0.0)   # on the upper arc itself
+    # no dark line between lip and teeth (the teeth's own top row, under the lip, is a little darker;
+    # edge pixels painted as the cavity drew a line at L* 18)
+    assert edge.min() > lightness(colour) - 25
 
 
 def test_the_mouth_change_ignores_head_motion(landmarks):

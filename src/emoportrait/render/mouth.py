@@ -74,11 +74,14 @@ class MouthConfig:
     cavity_bottom_shade: float = 0.4   # the cavity darkens by this much toward its bottom
     cavity_centre_shade: float = 0.45  # ... and by this much toward its centre line
     teeth_height: float = 0.1          # visible length of the upper teeth below the upper lip
-    lower_teeth_height: float = 0.04   # ... of the lower teeth above the lower lip's inner surface
-    lower_teeth_shade: float = 0.6     # the lower teeth, in the shadow of the upper ones, are this bright
-    lower_teeth_span: float = 0.65     # ... and show across this much of the half mouth (the front ones)
+    teeth_span: float = 0.7            # the teeth fade out past this share of the half mouth (the cheeks
+                                       # hide the back ones; the strip's ends show the source's lip corners)
+    lower_teeth_height: float = 0.06   # ... of the lower teeth above the lower lip's inner surface
+    lower_teeth_shade: float = 0.75    # the lower teeth, in the shadow of the upper ones, are this bright
+    lower_teeth_span: float = 0.4      # ... and show across this much of the half mouth (the front ones:
+                                       # wider, they drew a grey ring along the whole lower lip)
     lower_teeth_skip: float = 0.04     # they show the strip from this depth on (past its lip shadow)
-    lower_teeth_opening: float = 0.15  # the lower lip uncovers them as the mouth opens past this ...
+    lower_teeth_opening: float = 0.2   # the lower lip uncovers them as the mouth opens past this ...
     lower_teeth_reveal: float = 0.1    # ... fully this much wider
     teeth_edge: float = 0.02           # the teeth's edges fade over this length
     shadow_opening: float = 0.15       # a mouth opened less than this is in shadow inside ...
@@ -90,6 +93,9 @@ class MouthConfig:
     lip_shadow_depth: float = 0.04     # ... fading out over this depth
     feather_fraction: float = 0.025    # a closed mouth's interior fades in from its edge over this, an
                                        # open one's meets the lower lip over it (mouth widths)
+    lip_line: float = 0.012            # the lips are continued inward over a ring this wide (mouth widths,
+                                       # at least a pixel) round the interior: the target's closed lip line,
+                                       # which the warp stretches along the opening's edge, goes with it
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,8 @@ class TeethStrip:
     Attributes:
         texture: ``(V, U, 3)`` float32 RGB; row ``i`` at ``v = i / (V - 1) * depth``,
             column ``j`` at ``u = 2 j / (U - 1) - 1``.
-        valid: ``(V, U)`` float32 in [0, 1]: 1 where the texture saw the interior.
+        valid: ``(V, U)`` float32 in [0, 1]: 1 where the texture saw the interior (for a
+            target's own teeth, in the columns where they show).
         depth: ``v`` of the last row (inner mouth widths).
     """
 
@@ -360,10 +367,31 @@ def teeth_strip(frame: np.ndarray, landmarks: np.ndarray, config: MouthConfig = 
     seen = valid[:, central] > 0.9
     if not seen.any():
         return None
-    lightness = np.percentile(_lab(texture[:, central])[..., 0][seen], 90)
-    if lightness - _lab(lip_colour(frame, landmarks))[0] < config.min_teeth_contrast:
+    lightness = _lab(texture)[..., 0]
+    lips = _lab(lip_colour(frame, landmarks))[0]
+    if np.percentile(lightness[:, central][seen], 90) - lips < config.min_teeth_contrast:
         return None
-    return TeethStrip(texture, valid, config.strip_depth)
+    # only the columns where teeth show count as seen (the back teeth of a parted mouth are in the dark)
+    toothy = np.where(valid > 0.9, lightness, 0.0).max(axis=0) - lips >= config.min_teeth_contrast
+    columns = cv2.GaussianBlur(toothy.astype(np.float32)[None], (0, 0), 1.0).ravel()
+    return TeethStrip(texture, valid * columns[None, :], config.strip_depth)
+
+
+def completed(strip: TeethStrip, fill: TeethStrip) -> TeethStrip:
+    """``strip`` with its texels that saw no teeth taken from ``fill`` (resampled to its grid
+    and depth, and shifted in L*a*b* so that its teeth have the mean colour of ``strip``'s):
+    ``strip`` where its ``valid`` is 1, ``fill`` where it is 0, blended between."""
+    rows, columns = strip.valid.shape
+    fill_rows = int(round((fill.texture.shape[0] - 1) * min(strip.depth / fill.depth, 1.0))) + 1
+    texture = cv2.resize(fill.texture[:fill_rows], (columns, rows), interpolation=cv2.INTER_LINEAR)
+    valid = cv2.resize(fill.valid[:fill_rows], (columns, rows), interpolation=cv2.INTER_LINEAR)
+    seen, filled = strip.valid > 0.9, valid > 0.9
+    if seen.any() and filled.any():
+        lab = _lab(texture)
+        lab += _lab(strip.texture)[seen].mean(axis=0) - lab[filled].mean(axis=0)
+        texture = _rgb(lab)
+    own = strip.valid[..., None]
+    return TeethStrip(strip.texture * own + texture * (1.0 - own), np.maximum(strip.valid, valid), strip.depth)
 
 
 def bundled_strip() -> tuple[TeethStrip, FaceLight]:
@@ -405,12 +433,14 @@ class MouthPainter:
     @classmethod
     def for_target(cls, frame: np.ndarray, landmarks: np.ndarray, config: MouthConfig = MouthConfig()
                    ) -> MouthPainter:
-        """A painter with the target's own teeth if ``frame`` shows them, else the bundled
-        teeth recoloured to the target's skin."""
-        strip = teeth_strip(frame, landmarks, config)
-        if strip is None:
-            bundled, light = bundled_strip()
-            strip = match_colours(bundled, light, face_light(frame, landmarks))
+        """A painter with the target's own teeth where ``frame`` shows them, and the bundled
+        teeth recoloured to the target's light everywhere else (a slightly parted mouth shows
+        only a few of its teeth: alone, they left the rest of a wider opening empty)."""
+        bundled, light = bundled_strip()
+        strip = match_colours(bundled, light, face_light(frame, landmarks))
+        own = teeth_strip(frame, landmarks, config)
+        if own is not None:
+            strip = completed(own, strip)
         return cls(strip, lip_colour(frame, landmarks), config)
 
     def interior(self, coordinates: MouthFrame, origin: np.ndarray, shape: tuple[int, int],
@@ -447,11 +477,12 @@ class MouthPainter:
                   * smoothstep((config.lower_teeth_span - np.abs(u)) / 0.2))  # the front teeth only
         parted = smoothstep((relative - config.teeth_opening) / config.teeth_reveal)
         for depth_in, height, brightness, skip, shown in (
-                (v, config.teeth_height, 1.0, 0.0, parted),
+                (np.maximum(v, 0.0), config.teeth_height, 1.0, 0.0, parted),  # the edge pixels take the top row
                 (rise - config.lip_margin, config.lower_teeth_height, config.lower_teeth_shade,
                  config.lower_teeth_skip, reveal)):
             texture, valid = self._sample(u, depth_in + skip)
-            alpha = shown * valid * smoothstep((height - depth_in) / config.teeth_edge) * (depth_in >= 0)
+            alpha = (shown * valid * smoothstep((height - depth_in) / config.teeth_edge) * (depth_in >= 0)
+                     * smoothstep((config.teeth_span - np.abs(u)) / 0.12))
             shade = brightness * (1.0 - config.corner_shade * u * u) * (
                 1.0 - config.lip_shadow * np.clip(1.0 - depth_in / config.lip_shadow_depth, 0.0, 1.0))
             colour = colour + alpha[..., None] * (texture * shade[..., None] - colour)
@@ -521,7 +552,8 @@ class MouthPainter:
         # pixel round it, the lips continued inward (the warp stretched the target's dark lip line
         # there); the interior fades into them toward its edge
         inside = (mask > 0) | (polygon_mask(tracked - origin, shape) > 0)
-        ring = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8))
+        reach = 1 + int(round(self.config.lip_line * coordinates.width))
+        ring = cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
         around = cv2.inpaint(patch, ring, 3, cv2.INPAINT_TELEA).astype(np.float32)
         interior = self.interior(coordinates, origin, shape, around)
         openness = self.openness(coordinates)
