@@ -34,10 +34,10 @@ def brows_raised(landmarks: np.ndarray, rise: float = 0.1) -> np.ndarray:
     return moved(landmarks, brows, -rise)
 
 
-def shaded(landmarks: np.ndarray, target: np.ndarray) -> np.ndarray:
+def shaded(landmarks: np.ndarray, target: np.ndarray, config: CreaseConfig = CreaseConfig()) -> np.ndarray:
     """``(H, W)`` darkening of a flat grey frame by the creases, 0-1."""
     frame = np.full((512, 512, 3), FLAT_SKIN, np.uint8)
-    shade_creases(frame, landmarks, target)
+    shade_creases(frame, landmarks, target, config)
     return 1.0 - frame.astype(np.float64).mean(axis=2) / FLAT_SKIN
 
 
@@ -78,6 +78,18 @@ def test_lowered_brows_draw_furrows_between_them(landmarks):
     assert darkening[y1 + 5:].max() < 1e-6
 
 
+def test_the_furrows_between_lowered_brows_run_up_into_the_forehead(landmarks):
+    """Lowered brows are squeezed thin at their inner ends (their upper edge comes down more);
+    furrows as long as the brows are thick were dots."""
+    target = moved(landmarks, [107, 66, 336, 296], 0.08)      # the upper edges down ...
+    target = moved(target, [55, 65, 285, 295], 0.03)          # ... more than the lower ones
+    furrows = [crease for crease in creases(landmarks, target) if crease.bulge_toward is not None
+               and abs(crease.points[-1, 0] - crease.points[0, 0]) < abs(crease.points[-1, 1] - crease.points[0, 1])]
+    assert len(furrows) == 2
+    for furrow in furrows:
+        assert furrow.points[0, 1] - furrow.points[-1, 1] > 0.15 * span(landmarks)   # upward, long
+
+
 def test_a_raised_cheek_deepens_its_own_nasolabial_fold_with_the_bulge_lit(landmarks):
     target = moved(landmarks, CHEEK["right"], -0.05)
     darkening = shaded(landmarks, target)
@@ -89,7 +101,8 @@ def test_a_raised_cheek_deepens_its_own_nasolabial_fold_with_the_bulge_lit(landm
 
 
 def test_strength_follows_the_move_and_stays_bounded(landmarks):
-    peaks = [darkening_above(shaded(landmarks, brows_raised(landmarks, rise)), landmarks,
+    unlit = CreaseConfig(bulge_share=0.0)  # the lines' highlights overlap differently as the brows rise
+    peaks = [darkening_above(shaded(landmarks, brows_raised(landmarks, rise), unlit), landmarks,
                              int(0.5 * span(landmarks))) for rise in (0.02, 0.04, 0.1, 0.3)]
     assert peaks[0] < peaks[1] < peaks[2] and peaks[2] == pytest.approx(peaks[3], abs=1e-3)
     assert peaks[3] <= CreaseConfig().max_darkening + 1e-3

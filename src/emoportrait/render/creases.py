@@ -78,20 +78,24 @@ class CreaseConfig:
     cheek_rise_moves: tuple[float, float] = (0.008, 0.04)    # AU6: cheek surface up
     wing_rise_moves: tuple[float, float] = (0.008, 0.04)     # AU9: nose wing up
     nose_side_moves: tuple[float, float] = (0.008, 0.035)    # AU9: side of the nose up
-    forehead_depth: float = 0.10
-    forehead_width: float = 0.006
-    glabella_depth: float = 0.16
-    glabella_width: float = 0.007
-    nasolabial_depth: float = 0.18
+    # Depths and widths: beside MEAD's M030 and W009 at level 3 (benchmarks/evp_mead.py's clips, upper
+    # faces side by side at 512 px), the furrows of sad, angry and fear and the forehead lines of
+    # fear read as faint pencil lines at half these depths and 0.6 of these widths.
+    forehead_depth: float = 0.2
+    forehead_width: float = 0.010
+    glabella_depth: float = 0.3
+    glabella_width: float = 0.012
+    glabella_length: float = 0.2  # the furrows between the brows run this far up (eye spans)
+    nasolabial_depth: float = 0.22
     nasolabial_width: float = 0.014
-    infraorbital_depth: float = 0.10
-    infraorbital_width: float = 0.010
-    crows_feet_depth: float = 0.07
-    crows_feet_width: float = 0.006
-    nose_depth: float = 0.10
-    nose_width: float = 0.006
+    infraorbital_depth: float = 0.18
+    infraorbital_width: float = 0.014
+    crows_feet_depth: float = 0.13
+    crows_feet_width: float = 0.009
+    nose_depth: float = 0.16
+    nose_width: float = 0.008
     bulge_share: float = 0.35     # a fold's highlight, as a share of its darkening
-    max_darkening: float = 0.35   # no pixel is darkened by more than this share
+    max_darkening: float = 0.5    # no pixel is darkened by more than this share
 
 
 @dataclass(frozen=True)
@@ -176,17 +180,23 @@ def creases(source: np.ndarray, target: np.ndarray, config: CreaseConfig = Creas
             list(_FOREHEAD_HIGH["right"]) + [_FOREHEAD_MIDDLE_HIGH] + list(_FOREHEAD_HIGH["left"][::-1]))
     rise = -moves[brow_row, 1]
     rise[len(right)] = (rise[len(right) - 1] + rise[len(right) + 1]) / 2.0  # the midline: the inner ends
+    top = points[_FOREHEAD_MIDDLE_HIGH]  # the skin above each line bulges into the light
     for low, high, share in ((0, 1, 0.55), (1, 2, 0.1), (1, 2, 0.6)):
         add(_lerp(points, rows[low], rows[high], share), _ramp(rise, config.brow_rise_moves),
-            config.forehead_depth, config.forehead_width)
+            config.forehead_depth, config.forehead_width, top)
     lowered = {}
+    up = points[_GLABELLA_MIDLINE[1]] - points[_NOSE_ROOT[1]]   # the face's up, from the nose root
+    up /= max(float(np.linalg.norm(up)), 1e-9)
     for side in SIDES:
         inner = list(_INNER_BROW[side])
         lowered[side] = max(float(moves[inner, 1].mean()), float(_MEDIAL[side] * moves[inner[:1], 0].mean()))
         strength = _ramp(lowered[side], config.brow_lower_moves)
-        low, high = _lerp(points, _GLABELLA[side], _GLABELLA_MIDLINE, 0.5)
-        furrow = np.stack([low + t * (high - low) for t in np.linspace(-0.1, 1.6, 6)])
-        add(furrow, np.full(len(furrow), strength), config.glabella_depth, config.glabella_width)
+        low = _lerp(points, _GLABELLA[side][:1], _GLABELLA_MIDLINE[:1], 0.5)[0]
+        # from between the brow heads up into the forehead (not by the brows' thickness: lowered
+        # brows are squeezed thin, and furrows drawn that long were dots)
+        furrow = low + np.linspace(-0.01, config.glabella_length, 8)[:, None] * span * up
+        add(furrow, np.full(len(furrow), strength), config.glabella_depth, config.glabella_width,
+            points[_GLABELLA_MIDLINE[1]])  # the skin gathered between the brows bulges
         cheek = _rise(moves, CHEEK[side])
         fold = max(_ramp(cheek, config.cheek_rise_moves), _ramp(_rise(moves, NOSE_WING[side]), config.wing_rise_moves))
         line = points[list(_NASOLABIAL[side])]
