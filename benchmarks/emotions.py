@@ -9,9 +9,9 @@ frames' probabilities). It prints
 * per portrait and intensity: how many of FER2013's 7 emotions were recognised, and
   the mean probability FER gives the requested emotion (it should rise with intensity);
 * the confusion matrix over all portraits at intensity 1.0;
-* for portraits wearing glasses: how far the frames' edges move (chamfer distance from
-  the output's edges in the frames' band to the source's, pixels per 100 px of eye
-  distance, mean of surprised and angry, head sway off), with and without
+* for portraits wearing glasses: how far the frames' edges move (:func:`edge_shift`: from
+  the source's long edges in the band generate holds to the output's, pixels per 100 px of
+  eye distance, for surprised and angry, head sway and creases off), with and without
   ``rigid_glasses``;
 
 and writes one contact sheet per portrait to ``--out`` (rows: emotions; columns: the
@@ -44,8 +44,10 @@ from emoportrait.analysis.recognizers.mini_xception import MiniXceptionRecognize
 from emoportrait.analysis.sheets import crop, region_box, write_sheet
 from emoportrait.emotions import EMOTIONS, canonical_emotion, parse_emotion
 from emoportrait.face import GROUPS, track_frames
-from emoportrait.face.glasses import frame_weights, wears_glasses
+from emoportrait.face.glasses import frame_weights, thin_frames, wears_glasses
 from emoportrait.pipeline import GenerateConfig, generate
+from emoportrait.render.creases import CreaseConfig
+from emoportrait.render.warp import WarpConfig, WarpRenderer
 
 DEFAULT_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 INTENSITIES = (0.3, 0.6, 1.0)
@@ -70,21 +72,26 @@ def frame_at(video: Path, seconds: float) -> np.ndarray:
 
 
 def edge_shift(source: np.ndarray, output: np.ndarray, band: np.ndarray, span: float) -> float:
-    """Mean distance (pixels per 100 px of eye span) from the output's Canny edges in
-    ``band`` ``(H, W)`` bool to the source's nearest edge."""
+    """How far the frames moved: mean distance (pixels per 100 px of eye span) from the
+    source's long Canny edges in ``band`` ``(H, W)`` bool (connected runs of at least 0.3
+    eye spans: the rims, not skin texture) to the output's nearest edge. Brows that move
+    into the band add edges of their own, which this direction does not count."""
     edges = [cv2.Canny(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 60, 150) > 0 for image in (source, output)]
-    distance = distance_transform_edt(~edges[0])
-    chosen = edges[1] & band
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(edges[0].astype(np.uint8), connectivity=8)
+    long = np.zeros(count, bool)
+    long[1:] = stats[1:, cv2.CC_STAT_AREA] >= 0.3 * span
+    chosen = long[labels] & band
+    distance = distance_transform_edt(~edges[1])
     return float(distance[chosen].mean() * 100.0 / span) if chosen.any() else float("nan")
 
 
 def glasses_band(image: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """The frames' band of a face wearing glasses as an ``(H, W)`` mask, and its eye span;
-    None without glasses."""
+    """The frames' band of a face wearing glasses as an ``(H, W)`` mask (the skin generate
+    holds, brows included unless the frames are thin), and its eye span; None without glasses."""
     landmarks = track_frames([image], fps=None).landmarks[0]
     if not wears_glasses(image, landmarks):
         return None
-    weights = frame_weights(landmarks)
+    weights = frame_weights(landmarks, "edge" if thin_frames(image, landmarks) else "held")
     band = np.zeros(image.shape[:2], np.uint8)
     hull = cv2.convexHull(landmarks[weights > 0.5, :2].astype(np.float32))
     cv2.fillConvexPoly(band, hull.astype(np.int32), 1)
@@ -156,12 +163,13 @@ def main() -> None:
                     for emotion in ("surprised", "angry"):
                         video = folder / f"{name}_{emotion}_rigid{rigid}.mp4"
                         generate(speech, parse_emotion(emotion), portrait, video,
-                                 config=replace(config, idle_motion_deg=0.0, rigid_glasses=rigid))
+                                 config=replace(config, idle_motion_deg=0.0, rigid_glasses=rigid),
+                                 renderer=WarpRenderer(WarpConfig(creases=CreaseConfig(depth=0.0))))
                         output = frame_at(video, SHEET_SECOND)
                         scaled = cv2.resize(source, output.shape[1::-1], interpolation=cv2.INTER_AREA)
                         mask = cv2.resize(band[0].astype(np.uint8), output.shape[1::-1]) > 0
                         values.append(edge_shift(scaled, output, mask, band[1] * output.shape[0] / source.shape[0]))
-                    shifts[rigid] = float(np.mean(values))
+                    shifts[rigid] = values
                 rigidity.append((name, shifts[True], shifts[False]))
     print(f"\ndefault FER on generate's output ({args.size} px high, {SPEECH_SECONDS:g} s of demo speech):")
     print(f"{'portrait':<16}{'intensity':>10}{'recognised':>12}{'p(requested)':>14}")
@@ -174,8 +182,8 @@ def main() -> None:
         print(f"{emotion:<11}" + "".join(f"{count:>9}" for count in row))
     print(f"accuracy {summary.accuracy:.2f} ({summary.accuracy_reachable:.2f} over the emotions FER2013 has)")
     for name, rigid, bent in rigidity:
-        print(f"glasses of {name}: frame edges move {rigid:.2f} px per 100 px of eye span with rigid "
-              f"glasses, {bent:.2f} without")
+        print(f"glasses of {name}: frame edges move {rigid[0]:.2f} (surprised) and {rigid[1]:.2f} (angry) px per "
+              f"100 px of eye span with rigid glasses, {bent[0]:.2f} and {bent[1]:.2f} without")
     print(f"{time.perf_counter() - started:.0f} s")
 
 

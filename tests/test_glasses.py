@@ -47,3 +47,29 @@ def test_small_faces_are_judged_on_their_own_pixels(name, scale, expected):
     canvas = np.full((small.shape[0] + 200, small.shape[1] + 200, 3), 90, np.uint8)
     canvas[100:-100, 100:-100] = small
     assert wears_glasses(canvas, face.track_frames([canvas], fps=None).landmarks[0]) == expected
+
+
+def test_over_thin_frames_the_brows_move_and_the_rims_band_stays(astronaut_landmarks):
+    held, free = frame_weights(astronaut_landmarks), frame_weights(astronaut_landmarks, "free")
+    brows = np.concatenate([face.GROUPS["right_brow"], face.GROUPS["left_brow"]])
+    assert held[brows].min() > 0.9 and free[brows].max() == 0.0
+    forehead = [151, 10, 108, 337]
+    assert free[forehead].max() == 0.0
+    under_the_eyes = [118, 347, 117, 346, 168, 6]   # the lower rims' band and the nose bridge
+    np.testing.assert_allclose(free[under_the_eyes], held[under_the_eyes])
+    assert free[under_the_eyes].min() > 0.9
+
+
+def test_thin_metal_frames_are_told_from_thick_plastic_ones():
+    import matplotlib.cbook
+    import matplotlib.image
+
+    from emoportrait.face.glasses import THIN_BRIDGE, bridge_height, thin_frames
+
+    hopper = matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg"))[..., :3].astype(np.uint8)
+    landmarks = face.track_frames([hopper], fps=None).landmarks[0]
+    assert wears_glasses(hopper, landmarks) and bridge_height(hopper, landmarks) > 1.5 * THIN_BRIDGE
+    assert not thin_frames(hopper, landmarks)
+    image = media.read_image(shared_media("portraits/glasses.png"))
+    landmarks = face.track_frames([image], fps=None).landmarks[0]
+    assert thin_frames(image, landmarks) and bridge_height(image, landmarks) < 0.6 * THIN_BRIDGE

@@ -36,7 +36,7 @@ from .drivers.procedural import ProceduralDriver
 from .emotions import EmotionSpec
 from .errors import InputError
 from .face import FaceTrack, TrackerConfig, track_frames
-from .face.glasses import frame_weights, wears_glasses
+from .face.glasses import hold_frames, thin_frames, wears_glasses
 from .geometry import align_expression
 from .neutralise import neutralise
 from .render import Renderer, WarpRenderer
@@ -228,10 +228,13 @@ def generate(
     if hidden:
         notes.append(f"no face in view on {hidden} of {n_frames} frame(s): they show the target unchanged")
     seen = int(np.argmax(track.found))
+    held = None
     if config.rigid_glasses and wears_glasses(frames[seen], track.landmarks[seen]):  # keep them straight
-        expression = expression * (1.0 - frame_weights(identity))[None, :, None].astype(np.float32)
-        notes.append("glasses: the skin under their frames follows the head only")
-    expression = unfold(identity, expression)  # no crease where a strong expression would fold the skin
+        thin = thin_frames(frames[seen], track.landmarks[seen])
+        expression, held = hold_frames(identity, expression, thin)
+        notes.append("glasses: the skin under their frames follows the head only"
+                     + ("; the brows above them move" if thin else ", brows included"))
+    expression = unfold(identity, expression, pinned=held)  # no crease where a strong expression would fold the skin
     landmarks = align_expression(identity, expression, pose)
     lap("drive")
 

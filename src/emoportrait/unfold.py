@@ -48,16 +48,21 @@ def folding(identity: np.ndarray, expression: np.ndarray, config: UnfoldConfig =
     return triangles, signed_areas(identity[None] + expression, triangles) / base < config.min_area_ratio
 
 
-def unfold(identity: np.ndarray, expression: np.ndarray, config: UnfoldConfig = UnfoldConfig()) -> np.ndarray:
+def unfold(identity: np.ndarray, expression: np.ndarray, config: UnfoldConfig = UnfoldConfig(),
+           pinned: np.ndarray | None = None) -> np.ndarray:
     """The expression eased where it folds the face (see the module docstring).
 
     Args:
         identity: ``(478, 3)`` canonical identity face.
         expression: ``(T, 478, 3)`` canonical displacements from it.
+        pinned: ``(478,)`` or ``(T, 478)`` in [0, 1]: how firmly each point keeps its own
+            move (1: it is never eased, its free neighbours give way instead; the skin under
+            a glasses frame, say, which moves with the head only).
 
     Returns:
         ``(T, 478, 3)`` displacements of the expression's dtype.
     """
+    give = np.ones(len(identity)) if pinned is None else 1.0 - np.clip(np.asarray(pinned, np.float64), 0.0, 1.0)
     result = np.array(expression, np.float64)
     identity = np.asarray(identity, np.float64)
     for _ in range(config.max_rounds):
@@ -72,5 +77,6 @@ def unfold(identity: np.ndarray, expression: np.ndarray, config: UnfoldConfig = 
         np.add.at(total, (frames[:, None], corners), means[:, None, :])
         np.add.at(count, (frames[:, None], corners), 1.0)
         eased = count > 0
-        result[eased] += (1.0 - config.step) * (total[eased] / count[eased][:, None] - result[eased])
+        share = (1.0 - config.step) * np.broadcast_to(give, count.shape)[eased][:, None]
+        result[eased] += share * (total[eased] / count[eased][:, None] - result[eased])
     return result.astype(np.asarray(expression).dtype, copy=False)
