@@ -35,3 +35,15 @@ def test_a_mouth_opening_and_a_closed_eye_are_kept(identity):
     upper, lower = 159, 145                              # the right eye's lid middles
     blink[0, upper, 1] = identity[lower, 1] - identity[upper, 1]
     np.testing.assert_array_equal(unfold(identity, blink), blink)
+
+
+def test_pinned_points_keep_their_move_and_a_free_one_gives_way(identity):
+    expression = np.zeros((1, 478, 3))
+    wing, below = 98, 2
+    expression[0, wing, :2] = (identity[below, :2] - identity[wing, :2]) * 1.6   # pushed into held skin
+    pinned = np.ones(478)
+    pinned[wing] = 0.0
+    eased = unfold(identity, expression, pinned=pinned)
+    assert not folding(identity, eased)[1].any()
+    np.testing.assert_array_equal(np.delete(eased[0], wing, axis=0), 0.0)   # the held skin did not move
+    assert np.linalg.norm(eased[0, wing]) < np.linalg.norm(expression[0, wing])   # the free point gave way
