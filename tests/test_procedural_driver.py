@@ -239,6 +239,20 @@ def test_fear_raises_the_brows_and_stretches_the_lips(deltas, identity):
     assert distance(identity + moved, CORNERS) > distance(identity, CORNERS) + 0.1
 
 
+def test_aroused_emotions_articulate_wider_and_sadness_narrower(driver, identity, speech):
+    """MEAD's actors open their mouths wider on each syllable when angry (2.1x the neutral
+    range of the lip gap) and less when sad (0.8x): the speech opening scales with it."""
+    n_frames = frames_of(speech)
+
+    def articulation(name: str) -> float:
+        track = driver.drive(speech, parse_emotion(name), identity, n_frames, FPS)
+        gap = distance(identity + track, INNER_LIPS)[n_frames // 4: -n_frames // 4]  # past the onset ramp
+        return float(np.percentile(gap, 90) - np.percentile(gap, 10))
+
+    neutral = articulation("neutral")
+    assert articulation("angry") > 1.5 * neutral and articulation("sad") < 0.9 * neutral
+
+
 def test_contempt_is_one_sided(deltas):
     right, left = np.linalg.norm(deltas["contempt"][list(CORNERS)], axis=1)
     assert max(right, left) > 2 * min(right, left) + 0.05

@@ -58,28 +58,41 @@ MOUTH_SOURCES = ("auto", "visemes", "spectral")
 """``ProceduralConfig.mouth``: visemes when phones are recognised (auto), always, or never."""
 
 # FACS prototypes: AU weights of each emotion at intensity 1 (after Ekman & Friesen's EMFACS).
+# The lips' parting (AU25) and the jaw drop (AU26) are what a talking face holds open on top of
+# its speech, which opens wider with the emotion's articulation gain (below): while talking, MEAD's
+# actors' median lip gap is 0.04-0.11 above their neutral one (surprised 0.03 / 0.05, fear
+# 0.05 / 0.07, angry 0.10 / 0.11, M030 / W009), where these prototypes held surprise and fear
+# 0.24 and 0.19 open (now 0.11 and 0.14, gain included).
 _PROTOTYPES: dict[str, dict[str, float]] = {
-    "happy": {"AU6": 1.0, "AU10": 0.4, "AU12": 1.3, "AU25": 1.5},               # Duchenne smile, teeth showing
+    "happy": {"AU6": 1.0, "AU10": 0.4, "AU12": 1.3, "AU25": 1.0},               # Duchenne smile, teeth showing
     # sad: oblique brows (inner ends up and together), drooping lids, corners down; 1.4x the
     # brows and corners of before (by eye, and the default FER's p(sad) over the six benchmark
     # portraits 0.18 -> 0.23: at the strength of MEAD's level 3 it read as neutral)
     # The lids are tightened too (AU7): the tracked lid gap of MEAD's sad actors narrows by 0.068 and
     # 0.018 eye spans, the prototype's (AU41 alone) by 0.017 and 0.009 (benchmarks/evp_mead.py's clips).
-    "sad": {"AU1": 1.4, "AU4": 0.8, "AU7": 0.8, "AU15": 1.4, "AU17": 0.6, "AU41": 1.0},
-    "angry": {"AU4": 1.2, "AU5": 0.5, "AU7": 1.0, "AU10": 0.6, "AU23": 0.4, "AU25": 0.6},  # glare, bared teeth
+    "sad": {"AU1": 1.4, "AU4": 0.8, "AU7": 0.8, "AU15": 1.4, "AU17": 0.3, "AU41": 1.0},
+    "angry": {"AU4": 1.2, "AU5": 0.5, "AU7": 1.0, "AU10": 0.6, "AU23": 0.4},  # glare, bared teeth
     # fear: inner brows up and drawn together (AU1 + AU4: oblique, not arched as in surprise),
     # upper lids up and tense, lips stretched sideways with the lower one drawn down (AU20 + AU16):
     # a wide, tense mouth, not surprise's dropped jaw (which speech would open further). The outer
     # brows rise too (AU2 1.0; at 0.4, AU4 pulled them down, where M030's rise and W009's stay)
-    "fear": {"AU1": 1.8, "AU2": 1.0, "AU4": 1.0, "AU5": 1.5, "AU7": 0.4, "AU16": 1.0, "AU20": 1.8,
-             "AU25": 1.0, "AU26": 0.3},
+    "fear": {"AU1": 1.8, "AU2": 1.0, "AU4": 1.0, "AU5": 1.5, "AU7": 0.4, "AU16": 1.0, "AU20": 1.8, "AU25": 0.3},
     # disgust narrows the eyes as MEAD's actors do (tracked lid gap -0.041 and -0.022 eye spans; with
     # AU7 0.5, -0.021 and -0.017)
     "disgusted": {"AU9": 0.6, "AU10": 1.2, "AU4": 0.5, "AU6": 0.4, "AU7": 0.9, "AU15": 0.4, "AU17": 0.5},
-    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.2, "AU25": 0.5, "AU26": 1.0},  # raised brows, dropped jaw
+    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.2, "AU25": 0.5, "AU26": 0.3},  # raised brows, jaw dropped
     "contempt": {"AU12R": 1.2, "AU14R": 1.8, "AU1": 0.4, "AU2": 0.3},          # one-sided smirk, brows up
                                                                                  # (both MEAD actors raise them)
 }
+
+
+# How much wider each emotion articulates its speech than neutral: the gain of the speech opening at
+# intensity 1. Measured on MEAD's level-3 clips (benchmarks/evp_mead.py's): the 10th-90th percentile
+# range of the tracked inner-lip gap over the neutral clip's, M030 / W009: happy 1.14 / 1.28, sad
+# 0.84 / 0.75, angry 2.16 / 2.08, fear 1.30 / 1.76, disgusted 1.52 / 1.29, surprised 1.31 / 1.03,
+# contempt 1.02 / 1.13. Aroused speakers open wider on every syllable, sad ones less.
+_ARTICULATION: dict[str, float] = {"happy": 1.2, "sad": 0.8, "angry": 2.0, "fear": 1.5, "disgusted": 1.4,
+                                   "surprised": 1.2, "contempt": 1.1}
 
 
 def _default_prototypes() -> dict[str, dict[str, float]]:
@@ -120,6 +133,7 @@ class ProceduralConfig:
     spread_stretch: float = 0.08      # fully spread: lips pulled out by this fraction of their offset
     # Emotion.
     prototypes: dict[str, dict[str, float]] = field(default_factory=_default_prototypes)  # _PROTOTYPES
+    articulation: dict[str, float] = field(default_factory=lambda: dict(_ARTICULATION))  # speech opening gain
     onset_s: float = 0.4             # the expression builds up over this time at the start
     offset_s: float = 0.4            # and relaxes over this time at the end
     drift_depth: float = 0.08        # slow relative variation of the expression's strength (±)
@@ -158,7 +172,12 @@ class ProceduralConfig:
         self._check_prototypes()
 
     def _check_prototypes(self) -> None:
-        """Every emotion has a prototype made of known action units."""
+        """Every emotion has a prototype made of known action units, and articulation gains are
+        positive and of known emotions."""
+        for emotion, gain in self.articulation.items():
+            if emotion not in EMOTIONS[1:] or not gain > 0:
+                raise InputError(f"procedural driver articulation {emotion}={gain!r}: the emotion must be one of "
+                                 f"{', '.join(EMOTIONS[1:])} and the gain positive")
         missing = sorted(set(EMOTIONS[1:]) - set(self.prototypes))
         if missing:
             raise InputError(f"procedural driver prototypes lack {', '.join(missing)}")
@@ -418,6 +437,13 @@ def action_unit_weights(
     return weights
 
 
+def articulation_gain(emotion: EmotionSpec, config: ProceduralConfig = ProceduralConfig()) -> float:
+    """How much wider than neutral the mouth articulates at the apex of ``emotion``:
+    ``1 + Σ intensity · (gain - 1)`` over its emotions (``config.articulation``, 1 when absent)."""
+    return 1.0 + sum(intensity * (config.articulation.get(name, 1.0) - 1.0)
+                     for name, intensity in emotion.weights.items())
+
+
 def emotion_field(
     emotion: EmotionSpec,
     geometry: FaceGeometry,
@@ -530,20 +556,24 @@ class ProceduralDriver:
         if n_frames == 0:
             return np.zeros((0, N_LANDMARKS, 3), dtype=np.float32)
         geometry = FaceGeometry(identity)
-        coefficients = self._coefficients(speech, n_frames, fps, eye_closure)
+        coefficients = self._coefficients(speech, emotion, n_frames, fps, eye_closure)
         basis = self._basis(emotion, geometry)
         track = coefficients.astype(np.float32) @ basis.reshape(len(basis), -1).astype(np.float32)
         return track.reshape(n_frames, N_LANDMARKS, 3)
 
-    def _coefficients(self, speech: np.ndarray, n_frames: int, fps: float,
+    def _coefficients(self, speech: np.ndarray, emotion: EmotionSpec, n_frames: int, fps: float,
                       eye_closure: np.ndarray | None) -> np.ndarray:
-        """``(T, 7)`` per-frame weights of the fields of :meth:`_basis`, in that order."""
+        """``(T, 7)`` per-frame weights of the fields of :meth:`_basis`, in that order. The
+        opening is scaled by the emotion's :func:`articulation_gain` as the expression builds up
+        (its envelope), at most to the widest opening."""
         config = self.config
         mouth = mouth_track(speech, n_frames, fps, config, self.audio)
         self.notes = f"mouth: {mouth.source}"
         envelope = emotion_envelope(n_frames, fps, config)
         closure = blink_track(n_frames, fps, config) if eye_closure is None else np.clip(eye_closure, 0.0, 1.0)
-        return np.stack([mouth.opening, np.maximum(-mouth.width, 0.0), np.maximum(mouth.width, 0.0),
+        gain = 1.0 + (articulation_gain(emotion, config) - 1.0) * envelope
+        opening = np.minimum(mouth.opening * gain, 1.0)
+        return np.stack([opening, np.maximum(-mouth.width, 0.0), np.maximum(mouth.width, 0.0),
                          mouth.tuck, envelope, -envelope * closure, closure], axis=1)
 
     def _basis(self, emotion: EmotionSpec, geometry: FaceGeometry) -> np.ndarray:
