@@ -293,6 +293,25 @@ def test_the_mouth_opens_as_real_mouths_do(identity):
     assert max(drop[2], drop[-3]) < 0.75 and max(drop[3], drop[-4]) < 0.9   # flat bottom: 0.79, 0.99
 
 
+def test_lid_moves_close_the_same_share_of_a_smaller_eye(identity):
+    """A sad or disgusted lid move of fixed size all but closed small eyes (a video target's open
+    eyes looked shut); the moves scale with the face's own lid gap."""
+    geometry = FaceGeometry(identity)
+    narrow = identity.copy()
+    for upper, lower in ((159, 145), (386, 374)):
+        arcs = geometry.eye_arcs("right" if upper == 159 else "left")
+        narrow[arcs.upper, 1] += 0.3 * (identity[lower, 1] - identity[upper, 1]) * np.sin(
+            np.pi * (identity[arcs.upper, 0] - identity[arcs.upper, 0].min()) / np.ptp(identity[arcs.upper, 0]))
+    small = FaceGeometry(narrow)
+    assert small.lid_gap("right") < 0.8 * geometry.lid_gap("right")
+
+    def closed_share(face: FaceGeometry) -> float:
+        moved = face.points + action_unit(face, "AU7R")
+        return 1.0 - FaceGeometry(moved).lid_gap("right") / face.lid_gap("right")
+
+    assert closed_share(small) == pytest.approx(closed_share(geometry), rel=0.1)   # unscaled: 1.4x
+
+
 def test_the_lips_action_units_leave_the_nose_alone(identity):
     """Lifting the skin under the nose tip into the nose turned its thin triangles over: a
     dark ring at the nostril on every smile. The lips' AUs stop at the nose's base."""

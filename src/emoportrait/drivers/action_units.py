@@ -65,6 +65,9 @@ class ActionUnitConfig:
     # Falloff radii: Gaussian sigma over the geodesic distance to the nearest control.
     brow_sigma: float = 0.2         # brows: carries the move onto the forehead
     lid_sigma: float = 0.08         # lid margins: the lid skin follows, the brow does not
+    lid_gap: float = 0.17           # lid moves are given for eyes this open (MEAD's M030 and W009; the
+                                    # shared portraits' 0.13-0.15) and scale with the face's own gap: the
+                                    # same move all but closed a smaller eye
     cheek_sigma: float = 0.2        # cheek surface
     nose_sigma: float = 0.12        # nose wing and side
     corner_sigma: float = 0.25      # lip corners: neighbouring lips and nasolabial skin
@@ -162,6 +165,14 @@ class FaceGeometry:
     def eye_arcs(self, side: str) -> Arcs:
         """Upper- and lower-lid margins of one eye, each from corner to corner."""
         return Arcs(*contour_halves(f"{side}_eye"))
+
+    def lid_gap(self, side: str) -> float:
+        """How open the eye of ``side`` is: the largest height (canonical y) of the lower lid
+        margin below the upper one."""
+        arcs = self.eye_arcs(side)
+        upper = self.points[arcs.upper]
+        lower = _across(self.points[arcs.lower], upper[:, 0])
+        return float(max((lower[:, 1] - upper[:, 1]).max(), 0.0))
 
     def lip_arcs(self, contour: str) -> Arcs:
         """Upper and lower halves of the ``"outer_lips"`` or ``"inner_lips"`` contour."""
@@ -281,16 +292,19 @@ def _lid_profile(geometry: FaceGeometry, arc: np.ndarray) -> np.ndarray:
 def lid_field(
     geometry: FaceGeometry, side: str, lid: str, lift: float, config: ActionUnitConfig
 ) -> np.ndarray:
-    """One lid margin moved up by ``lift`` mid-lid (``sin`` profile, corners fixed).
+    """One lid margin moved up by ``lift`` mid-lid (``sin`` profile, corners fixed), scaled by
+    how open this face's eye is (:meth:`FaceGeometry.lid_gap` over ``config.lid_gap``).
 
     Args:
         lid: ``"upper"`` or ``"lower"``.
-        lift: Upward move of the lid's centre (negative: down), canonical units.
+        lift: Upward move of the lid's centre (negative: down), canonical units, for an eye
+            ``config.lid_gap`` open.
 
     Returns:
         ``(478, 3)`` displacements.
     """
     arc = getattr(geometry.eye_arcs(side), lid)
+    lift = lift * geometry.lid_gap(side) / config.lid_gap
     moves = np.outer(_lid_profile(geometry, arc), [0.0, -lift, 0.0])
     return spread(geometry, arc, moves, config.lid_sigma, config)
 

@@ -69,8 +69,9 @@ _PROTOTYPES: dict[str, dict[str, float]] = {
     # brows and corners of before (by eye, and the default FER's p(sad) over the six benchmark
     # portraits 0.18 -> 0.23: at the strength of MEAD's level 3 it read as neutral)
     # The lids are tightened too (AU7): the tracked lid gap of MEAD's sad actors narrows by 0.068 and
-    # 0.018 eye spans, the prototype's (AU41 alone) by 0.017 and 0.009 (benchmarks/evp_mead.py's clips).
-    "sad": {"AU1": 1.4, "AU4": 0.8, "AU7": 0.8, "AU15": 1.4, "AU17": 0.3, "AU41": 1.0},
+    # 0.018 eye spans, the prototype's (AU41 alone) by 0.017 and 0.009 (benchmarks/evp_mead.py's clips);
+    # at AU7 0.8 a video target's open eyes looked shut.
+    "sad": {"AU1": 1.4, "AU4": 0.8, "AU7": 0.4, "AU15": 1.4, "AU17": 0.3, "AU41": 1.0},
     "angry": {"AU4": 1.2, "AU5": 0.5, "AU7": 1.0, "AU10": 0.6, "AU23": 0.4},  # glare, bared teeth
     # fear: inner brows up and drawn together (AU1 + AU4: oblique, not arched as in surprise),
     # upper lids up and tense, lips stretched sideways with the lower one drawn down (AU20 + AU16):
@@ -79,7 +80,7 @@ _PROTOTYPES: dict[str, dict[str, float]] = {
     "fear": {"AU1": 1.8, "AU2": 1.0, "AU4": 1.0, "AU5": 1.5, "AU7": 0.4, "AU16": 1.0, "AU20": 1.8, "AU25": 0.3},
     # disgust narrows the eyes as MEAD's actors do (tracked lid gap -0.041 and -0.022 eye spans; with
     # AU7 0.5, -0.021 and -0.017)
-    "disgusted": {"AU9": 0.6, "AU10": 1.2, "AU4": 0.5, "AU6": 0.4, "AU7": 0.9, "AU15": 0.4, "AU17": 0.5},
+    "disgusted": {"AU9": 0.6, "AU10": 1.2, "AU4": 0.5, "AU6": 0.4, "AU7": 0.7, "AU15": 0.4, "AU17": 0.5},
     "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.2, "AU25": 0.5, "AU26": 0.3},  # raised brows, jaw dropped
     "contempt": {"AU12R": 1.2, "AU14R": 1.8, "AU1": 0.4, "AU2": 0.3},          # one-sided smirk, brows up
                                                                                  # (both MEAD actors raise them)
