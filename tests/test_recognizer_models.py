@@ -163,3 +163,23 @@ def test_input_pipeline_and_augmentations():
     erased = datasets.random_erasing(torch.ones(3, 32, 32), rng, p=1.0)
     zero_fraction = (erased == 0).float().mean().item()
     assert 0.02 * 0.5 <= zero_fraction <= 0.25 * 1.5 and (erased[0] == 0).equal(erased[2] == 0)
+
+
+def test_every_registered_model_builds_trains_and_recognises_by_its_entry():
+    """One entry per model (registry) is all that loading, training and the command line need."""
+    from emoportrait.analysis.recognizers.checkpoints import CheckpointConfig, build_model
+    from emoportrait.analysis.recognizers.registry import MODELS, TASKS, models_for, recognizer_model
+    from emoportrait.analysis.recognizers.training import RECIPES
+
+    assert set(RECIPES) == set(MODELS)
+    assert sorted(model.name for task in TASKS for model in models_for(task)) == sorted(MODELS)
+    for model in MODELS.values():
+        recipe = RECIPES[model.name]
+        config = CheckpointConfig(model.name, model.label_sets[0], ["a", "b", "c"], recipe.image_size,
+                                  recipe.frames, [0.5], [0.5], "none")
+        network = build_model(config)
+        info = RecognizerInfo(model.name, model.label_sets[0], ("a", "b", "c"), model.kind, "test")
+        recognizer = model.recognizer(network, info, config, torch.device("cpu"), None, None)
+        assert recognizer.info.kind == model.kind and model.task in TASKS
+    with pytest.raises(InputError, match="unknown recognizer model 'vgg'; choose one of dan, fan, stcnn"):
+        recognizer_model("vgg")

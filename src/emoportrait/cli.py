@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .analysis.recognizers.registry import MODELS, TASKS, models_for
 from .errors import EmoportraitError, InputError
 
 
@@ -319,10 +320,12 @@ def _cmd_train_recognizer(args: argparse.Namespace) -> None:
     print(f"wrote {checkpoint}; use it with: emoportrait analyze VIDEOS --{args.group} {checkpoint}")
 
 
-def _add_train_recognizer(commands, group: str, models: list[str], datasets: list[str], help_text: str) -> None:
-    parser = commands.add_parser(group, help=help_text)
-    parser.add_argument("--model", choices=models, required=True)
-    parser.add_argument("--dataset", choices=datasets, required=True, help="layout of ROOT")
+def _add_train_recognizer(commands, task: str) -> None:
+    models = models_for(task)
+    parser = commands.add_parser(task, help=f"{TASKS[task]} ({' or '.join(model.title for model in models)})")
+    parser.add_argument("--model", choices=[model.name for model in models], required=True)
+    parser.add_argument("--dataset", choices=[name for model in models for name in model.label_sets], required=True,
+                        help="layout of ROOT")
     parser.add_argument("root", type=Path, help="dataset folder")
     parser.add_argument("--out", type=Path, required=True, help="run folder (resumed if it exists)")
     parser.add_argument("--epochs", type=int)
@@ -332,7 +335,7 @@ def _add_train_recognizer(commands, group: str, models: list[str], datasets: lis
     parser.add_argument("--fold", type=int, help="CK+ cross-validation fold (0-9)")
     parser.add_argument("--backbone", type=Path, help="pretrained ResNet-18 weights (else from scratch)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    parser.set_defaults(handler=_cmd_train_recognizer, group=group)
+    parser.set_defaults(handler=_cmd_train_recognizer, group=task)
 
 
 def _cmd_import_evp(args: argparse.Namespace) -> None:
@@ -354,8 +357,7 @@ def _cmd_import_recognizer(args: argparse.Namespace) -> None:
     config = result.config
     print(f"{args.model}: {result.tensors} tensors, {config.label_set} labels ({', '.join(config.labels)}) "
           f"written to {result.out}; {config.source}")
-    group = "mer" if args.model == "stcnn" else "fer"
-    print(f"use it: emoportrait analyze VIDEOS --{group} {result.out}")
+    print(f"use it: emoportrait analyze VIDEOS --{MODELS[args.model].task} {result.out}")
 
 
 def _add_import_weights(commands) -> None:
@@ -371,16 +373,13 @@ def _add_import_weights(commands) -> None:
     evp.add_argument("--subject", required=True, help="the subject the files are of (e.g. M030)")
     evp.add_argument("--out", type=Path, required=True, help="run folder to write (must not exist)")
     evp.set_defaults(handler=_cmd_import_evp)
-    releases = {"dan": ("DAN (yaoing/DAN), e.g. rafdb_epoch21_acc0.897_bacc0.8532.pth", "rafdb or affectnet8"),
-                "fan": ("Emotion-FAN (Open-Debin/Emotion-FAN) trained with its authors' code on CK+", "ckplus"),
-                "stcnn": ("MicroExpSTCNN (Keras .h5/.hdf5, SMIC)", "smic")}
-    for model, (what, label_sets) in releases.items():
-        parser = models.add_parser(model, help=f"{what} → a recognizer checkpoint for analyze")
+    for model in MODELS.values():
+        parser = models.add_parser(model.name, help=f"{model.release} → a recognizer checkpoint for analyze")
         parser.add_argument("file", type=Path, help="the released weights file")
         parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write (must not exist)")
         parser.add_argument("--label-set", help=f"the labels it was trained on (default: from its class count: "
-                            f"{label_sets})")
-        if model == "stcnn":
+                            f"{' or '.join(model.label_sets)})")
+        if model.name == "stcnn":
             parser.add_argument("--pixel-mean", type=float, help="mean gray level (0-1) of its training clips, "
                                 "which the release does not hold (default: 0.5, assumed)")
         parser.set_defaults(handler=_cmd_import_recognizer)
@@ -473,9 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     renderer.add_argument("--checkpoint-every", type=int, metavar="N",
                           help="also save RUN/last every N steps (a kill then loses at most N steps, not an epoch)")
     renderer.set_defaults(handler=_cmd_train_renderer)
-    _add_train_recognizer(train, "fer", ["dan", "fan"], ["rafdb", "affectnet8", "ckplus"],
-                          "facial-expression recognizer (DAN or Emotion-FAN)")
-    _add_train_recognizer(train, "mer", ["stcnn"], ["smic"], "micro-expression recognizer (MicroExpSTCNN)")
+    for task in TASKS:
+        _add_train_recognizer(train, task)
 
     _add_import_weights(commands)
 

@@ -33,13 +33,12 @@ import torch
 from ..analysis.labels import LABEL_SETS, label_set
 from ..analysis.recognizers import dan, fan, stcnn
 from ..analysis.recognizers.checkpoints import MODULE, CheckpointConfig, build_model
+from ..analysis.recognizers.registry import recognizer_model
 from ..errors import InputError
 from ..runs import write_checkpoint
 from .keymap import KeyMap, Source, apply_key_map, same_names
 from .reading import KerasWeights, read_keras_h5, read_torch_tensors
 from .runs import new_run_folder
-
-MODELS = ("dan", "fan", "stcnn")
 
 
 @dataclass(frozen=True)
@@ -188,8 +187,7 @@ def import_recognizer(model: str, path: str | Path, out: str | Path, label_set_n
     Raises:
         InputError: the file is missing, unsafe, unreadable, or not this model's.
     """
-    if model not in MODELS:
-        raise InputError(f"unknown recognizer '{model}'; choose one of {', '.join(MODELS)}")
+    recognizer_model(model)  # a known one, or a one-line error naming them
     out, path = new_run_folder(out), Path(path)
     what = f"{model} weights '{path}'"
     if model == "stcnn":

@@ -25,14 +25,11 @@ from ...config import load_config
 from ...errors import InputError
 from ...runs import CONFIG_FILE, STATE_FILE, WEIGHTS_SUFFIX, load_weights  # noqa: F401 (STATE_FILE: layout)
 from .base import ClipRecognizer, FrameRecognizer, RecognizerInfo
-from .dan import DAN, DanRecognizer
-from .fan import FAN, FanRecognizer
-from .stcnn import STCNN, StcnnRecognizer
+from .registry import MODELS, recognizer_model
 
 MODULE = "model"
 """The name of a recognizer's one module in the training engine."""
 MODEL_FILE = f"{MODULE}{WEIGHTS_SUFFIX}"
-MODELS: tuple[str, ...] = ("dan", "fan", "stcnn")
 FROM_SCRATCH = "from scratch"
 """``backbone`` of a network whose ResNet-18 trunk started from random weights."""
 
@@ -42,7 +39,7 @@ class CheckpointConfig:
     """What a checkpoint's weights are and how to feed them (``config.yaml``).
 
     Attributes:
-        model: "dan", "fan" or "stcnn".
+        model: a name of :data:`.registry.MODELS` ("dan", "fan", "stcnn").
         label_set: "rafdb", "affectnet8", "ckplus" or "smic".
         labels: the classes in output order.
         input_size: side of the square input in pixels.
@@ -77,19 +74,13 @@ class CheckpointConfig:
 
 
 def _not_a_checkpoint(path: Path, reason: str) -> InputError:
-    return InputError(f"'{path}' is not a dan/fan/stcnn checkpoint ({reason}); "
+    return InputError(f"'{path}' is not a {'/'.join(MODELS)} checkpoint ({reason}); "
                       "train one with: emoportrait train fer --model dan ...")
 
 
 def build_model(config: CheckpointConfig) -> nn.Module:
     """A freshly initialised network of the kind and size ``config`` describes."""
-    if config.model == "dan":
-        return DAN(len(config.labels))
-    if config.model == "fan":
-        return FAN(len(config.labels))
-    if config.model == "stcnn":
-        return STCNN(len(config.labels), depth=config.frames, size=config.input_size)
-    raise InputError(f"unknown recognizer model '{config.model}'; choose one of {', '.join(MODELS)}")
+    return recognizer_model(config.model).network(config)
 
 
 def read_config(directory: str | Path) -> CheckpointConfig:
@@ -150,16 +141,12 @@ def load_recognizer(path: str | Path, device: str | None = None, clip_window: in
         accuracy = "n/a" if config.val_accuracy is None else f"{config.val_accuracy:.3f}"
         trained = (f"trained on {config.label_set}, epoch {config.epoch}, validation accuracy {accuracy}, "
                    f"backbone {config.backbone}")
+    kind = recognizer_model(config.model)
     info = RecognizerInfo(
         name=f"{config.model} ({config.label_set})",
         label_set=config.label_set,
         labels=tuple(config.labels),
-        kind="frame" if config.model == "dan" else "clip",
+        kind=kind.kind,
         source=f"{directory} ({trained})",
     )
-    if isinstance(model, DAN):
-        return DanRecognizer(model, info, config.input_size, target)
-    if isinstance(model, FAN):
-        return FanRecognizer(model, info, config.input_size, target)
-    return StcnnRecognizer(model, info, config.input_size, config.frames, config.mean[0], config.std[0], target,
-                           window=clip_window, stride=clip_stride)
+    return kind.recognizer(model, info, config, target, clip_window, clip_stride)

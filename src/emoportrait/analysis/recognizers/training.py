@@ -45,8 +45,9 @@ from ...errors import InputError
 from ...training import EngineConfig, Monitor, Stage, StepContext, fit
 from ..labels import label_set
 from . import dan, fan, stcnn
-from .checkpoints import FROM_SCRATCH, MODELS, MODULE, CheckpointConfig, build_model
+from .checkpoints import FROM_SCRATCH, MODULE, CheckpointConfig, build_model
 from .datasets import SampleDataset, Split, read_dataset
+from .registry import recognizer_model
 from .resnet import load_backbone
 
 logger = logging.getLogger(__name__)
@@ -54,9 +55,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Recipe:
-    """A model's paper training recipe and what it trains on."""
+    """A model's paper training recipe (what it trains on: :attr:`.registry.RecognizerModel.label_sets`)."""
 
-    datasets: tuple[str, ...]
     epochs: int
     batch: int
     lr: float
@@ -74,13 +74,13 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "dan": Recipe(("rafdb", "affectnet8"), epochs=40, batch=256, lr=0.1, momentum=0.9, weight_decay=1e-4,
+    "dan": Recipe(epochs=40, batch=256, lr=0.1, momentum=0.9, weight_decay=1e-4,
                   lr_step=10, lr_gamma=0.1, image_size=dan.INPUT_SIZE, frames=1, val_batch=None, has_trunk=True,
                   size_step=32, min_size=32),
-    "fan": Recipe(("ckplus",), epochs=60, batch=48, lr=1e-2, momentum=0.9, weight_decay=1e-4,
+    "fan": Recipe(epochs=60, batch=48, lr=1e-2, momentum=0.9, weight_decay=1e-4,
                   lr_step=30, lr_gamma=0.2, image_size=fan.INPUT_SIZE, frames=fan.TRAIN_FRAMES, val_batch=1,
                   has_trunk=True, size_step=32, min_size=32),
-    "stcnn": Recipe(("smic",), epochs=100, batch=16, lr=0.01, momentum=0.0, weight_decay=0.0,
+    "stcnn": Recipe(epochs=100, batch=16, lr=0.01, momentum=0.0, weight_decay=0.0,
                     lr_step=1, lr_gamma=1.0, image_size=stcnn.INPUT_SIZE, frames=stcnn.DEPTH, val_batch=None,
                     has_trunk=False, min_size=5, min_frames=17),
 }
@@ -231,11 +231,10 @@ def train_recognizer(model: str, dataset: str, root: Path, out: Path, config: Tr
         InputError: an unknown model or dataset, a pairing the model does not train on,
             a bad dataset folder, backbone file or output folder of another run.
     """
-    if model not in MODELS:
-        raise InputError(f"unknown recognizer model '{model}'; choose one of {', '.join(MODELS)}")
+    datasets = recognizer_model(model).label_sets
     recipe = RECIPES[model]
-    if dataset not in recipe.datasets:
-        raise InputError(f"{model} trains on {' or '.join(recipe.datasets)}, not '{dataset}'")
+    if dataset not in datasets:
+        raise InputError(f"{model} trains on {' or '.join(datasets)}, not '{dataset}'")
     if config.backbone and not recipe.has_trunk:
         raise InputError(f"{model} has no ResNet-18 trunk; leave out the backbone file")
     config = resolve(config, recipe)
