@@ -190,3 +190,21 @@ def test_checkpoint_every_reaches_the_training_engine(tmp_path, capsys):
     code, _, err = _run(capsys, "train", "content", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                         "--checkpoint-every", "0")
     _assert_one_line_error(code, err, "checkpoint_every_steps must be positive")
+
+
+def test_drivers_and_renderers_are_made_by_name_from_their_registries(tmp_path):
+    from emoportrait.drivers import DRIVERS, make_driver
+    from emoportrait.drivers.procedural import ProceduralDriver
+    from emoportrait.render import RENDERERS, WarpRenderer, make_renderer
+
+    assert list(DRIVERS) == ["procedural", "learned"] and list(RENDERERS) == ["warp", "neural"]
+    assert isinstance(make_driver("procedural"), ProceduralDriver)
+    assert isinstance(make_renderer("warp"), WarpRenderer)
+    for call, message in ((lambda: make_driver("learned"), "needs an audio2lm run"),
+                          (lambda: make_driver("procedural", tmp_path), "takes no weights"),
+                          (lambda: make_driver("gan"), "unknown driver 'gan'; choose one of procedural, learned"),
+                          (lambda: make_renderer("neural"), "needs a renderer run"),
+                          (lambda: make_renderer("warp", tmp_path), "takes no weights"),
+                          (lambda: make_renderer("nerf"), "unknown renderer 'nerf'; choose one of warp, neural")):
+        with pytest.raises(InputError, match=message):
+            call()

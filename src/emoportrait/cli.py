@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .analysis.recognizers.registry import MODELS, TASKS, models_for
+from .drivers import DRIVERS
+from .render import RENDERERS
 from .errors import EmoportraitError, InputError
 
 
@@ -98,34 +100,30 @@ def _cmd_align_audio(args: argparse.Namespace) -> None:
 
 
 def _driver(args: argparse.Namespace):
-    """The driver the generate options ask for (None: the default procedural one)."""
-    if args.driver == "procedural":
-        if args.weights or args.emotion_audio:
-            raise InputError("--weights and --emotion-audio belong to --driver learned")
-        return None
+    """The driver the generate options ask for (:func:`emoportrait.drivers.make_driver`)."""
     from .audio import load_audio
-    from .drivers.learned import LearnedDriver
+    from .drivers import make_driver
 
-    if args.weights is None:
+    if args.driver == "procedural" and (args.weights or args.emotion_audio):
+        raise InputError("--weights and --emotion-audio belong to --driver learned")
+    if args.driver == "learned" and args.weights is None:
         raise InputError("--driver learned needs --weights RUN (an audio2lm run: emoportrait train audio2lm ...)")
     if args.emotion_audio and (args.emotion != "neutral" or args.intensity is not None):
         raise InputError("--emotion-audio gives the emotion, so --emotion and --intensity would be ignored: "
                          "give one or the other")
     reference = load_audio(args.emotion_audio) if args.emotion_audio else None
-    return LearnedDriver(args.weights, emotion_audio=reference)
+    return make_driver(args.driver, args.weights, reference)
 
 
 def _renderer(args: argparse.Namespace):
-    """The renderer the generate options ask for (None: the default warp renderer)."""
-    if args.renderer == "warp":
-        if args.renderer_weights:
-            raise InputError("--renderer-weights belongs to --renderer neural")
-        return None
-    from .render.neural import NeuralRenderer
+    """The renderer the generate options ask for (:func:`emoportrait.render.make_renderer`)."""
+    from .render import make_renderer
 
-    if args.renderer_weights is None:
+    if args.renderer == "warp" and args.renderer_weights:
+        raise InputError("--renderer-weights belongs to --renderer neural")
+    if args.renderer == "neural" and args.renderer_weights is None:
         raise InputError("--renderer neural needs --renderer-weights RUN (emoportrait train renderer ...)")
-    return NeuralRenderer(args.renderer_weights)
+    return make_renderer(args.renderer, args.renderer_weights)
 
 
 def _run_generate(speech: Path, target: Path, output: Path, args: argparse.Namespace) -> None:
@@ -174,12 +172,12 @@ def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> No
     parser.add_argument("--seed", type=int, default=0, help="seed of idle motion and blinks")
     parser.add_argument("--keep-expression", action="store_true",
                         help="keep the target's own expression (e.g. its smile) under the driven one")
-    parser.add_argument("--driver", choices=["procedural", "learned"], default="procedural",
+    parser.add_argument("--driver", choices=list(DRIVERS), default="procedural",
                         help="procedural (training-free, default) or learned (EVP networks, needs --weights)")
     parser.add_argument("--weights", type=Path, help="audio2lm run of the learned driver")
     parser.add_argument("--emotion-audio", type=Path,
                         help="learned driver: take the emotion from this reference emotional speech clip")
-    parser.add_argument("--renderer", choices=["warp", "neural"], default="warp",
+    parser.add_argument("--renderer", choices=list(RENDERERS), default="warp",
                         help="warp (training-free, default) or neural (trained per subject, needs --renderer-weights)")
     parser.add_argument("--renderer-weights", type=Path, help="run of 'emoportrait train renderer'")
 

@@ -108,23 +108,20 @@ def make_video(
         raise InputError("upload a portrait or a video of the person first")
     if not speech:
         raise InputError("upload or record the speech first")
-    learned = renderer_run = None
-    if driver != PROCEDURAL:
-        from .audio import load_audio
-        from .drivers.learned import LearnedDriver
-
-        reference = load_audio(emotion_audio) if emotion_audio else None
-        learned = LearnedDriver(runs.drivers[driver], emotion_audio=reference)
-    elif emotion_audio:
+    if driver == PROCEDURAL and emotion_audio:
         raise InputError("a reference emotional speech clip drives the learned driver: choose one, or remove the clip")
-    if renderer != WARP:
-        from .render.neural import NeuralRenderer
+    from .audio import load_audio
+    from .drivers import make_driver
+    from .render import make_renderer
 
-        renderer_run = NeuralRenderer(runs.renderers[renderer])
+    reference = load_audio(emotion_audio) if emotion_audio else None
+    learned = driver != PROCEDURAL
+    chosen_driver = make_driver("learned", runs.drivers[driver], reference) if learned else make_driver("procedural")
+    chosen_renderer = make_renderer("neural", runs.renderers[renderer]) if renderer != WARP else make_renderer("warp")
     described = f"the emotion of '{Path(emotion_audio).name}'" if learned and emotion_audio else emotion.describe()
     folder = Path(tempfile.mkdtemp(dir=out_folder))  # one per video: two requests never collide
     output = folder / f"{_slug(Path(target).stem)}_{_slug(described)}.mp4"
-    summary = generate(speech, emotion, target, output, driver=learned, renderer=renderer_run,
+    summary = generate(speech, emotion, target, output, driver=chosen_driver, renderer=chosen_renderer,
                        config=GenerateConfig(size=size or None, seed=seed, keep_expression=keep_expression),
                        progress=True)
     summary.emotion = described

@@ -7,11 +7,14 @@ radius 1), to be added to the target's identity face before 3D-aware alignment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ..emotions import EmotionSpec
+from ..errors import InputError
 
 
 class Driver(Protocol):
@@ -58,3 +61,40 @@ class Driver(Protocol):
             ``(T, 478, 3)`` float32 displacements in the canonical frame.
         """
         ...
+
+
+def _procedural(weights: Path | None, emotion_audio: np.ndarray | None) -> Driver:
+    if weights is not None or emotion_audio is not None:
+        raise InputError("the procedural driver takes no weights and no reference speech clip: "
+                         "those are the learned driver's")
+    from .procedural import ProceduralDriver
+
+    return ProceduralDriver()
+
+
+def _learned(weights: Path | None, emotion_audio: np.ndarray | None) -> Driver:
+    if weights is None:
+        raise InputError("the learned driver needs an audio2lm run (emoportrait train audio2lm ...)")
+    from .learned import LearnedDriver
+
+    return LearnedDriver(weights, emotion_audio=emotion_audio)
+
+
+DRIVERS: dict[str, Callable[[Path | None, np.ndarray | None], Driver]] = {
+    "procedural": _procedural,
+    "learned": _learned,
+}
+"""Every driver by name: ``(weights run or None, reference emotional speech (S,) or None)`` → driver.
+A driver is imported only when made (the learned one needs torch)."""
+
+
+def make_driver(name: str, weights: Path | None = None, emotion_audio: np.ndarray | None = None) -> Driver:
+    """The driver called ``name`` (:data:`DRIVERS`), from its run ``weights`` and a reference
+    emotional speech clip ``emotion_audio`` (``(S,)`` float32 at 16 kHz), where it takes them.
+
+    Raises:
+        InputError: an unknown name, or weights or a clip the driver cannot take (or lacks).
+    """
+    if name not in DRIVERS:
+        raise InputError(f"unknown driver '{name}'; choose one of {', '.join(DRIVERS)}")
+    return DRIVERS[name](weights, emotion_audio)

@@ -5,12 +5,15 @@
   imported on demand, as it needs torch
 """
 
-from collections.abc import Sequence
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from .warp import WarpConfig, WarpRenderer
+from ..errors import InputError
 
 
 class Renderer(Protocol):
@@ -33,4 +36,46 @@ class Renderer(Protocol):
         ...
 
 
-__all__ = ["Renderer", "WarpConfig", "WarpRenderer"]
+def _warp(weights: Path | None) -> Renderer:
+    if weights is not None:
+        raise InputError("the warp renderer is training-free and takes no weights: they are the neural renderer's")
+    from .warp import WarpRenderer
+
+    return WarpRenderer()
+
+
+def _neural(weights: Path | None) -> Renderer:
+    if weights is None:
+        raise InputError("the neural renderer needs a renderer run (emoportrait train renderer ...)")
+    from .neural import NeuralRenderer
+
+    return NeuralRenderer(weights)
+
+
+RENDERERS: dict[str, Callable[[Path | None], Renderer]] = {"warp": _warp, "neural": _neural}
+"""Every renderer by name: ``weights run or None`` → renderer. A renderer is imported only when
+made (the neural one needs torch)."""
+
+
+def make_renderer(name: str, weights: Path | None = None) -> Renderer:
+    """The renderer called ``name`` (:data:`RENDERERS`) from its run ``weights``, where it takes one.
+
+    Raises:
+        InputError: an unknown name, or weights the renderer cannot take (or lacks).
+    """
+    if name not in RENDERERS:
+        raise InputError(f"unknown renderer '{name}'; choose one of {', '.join(RENDERERS)}")
+    return RENDERERS[name](weights)
+
+
+def __getattr__(name: str):
+    """``WarpConfig`` and ``WarpRenderer``, imported when first asked for (OpenCV and the face
+    mesh take a second to load; the command line lists the renderers without them)."""
+    if name in ("WarpConfig", "WarpRenderer"):
+        from . import warp
+
+        return getattr(warp, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["RENDERERS", "Renderer", "WarpConfig", "WarpRenderer", "make_renderer"]
