@@ -164,13 +164,26 @@ def width_at(width: int, height: int, new_height: int) -> int:
     return max(2, round(width * new_height / height / 2) * 2)
 
 
+def resize(image: np.ndarray, size: tuple[int, int], enlarge: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """``image`` ``(H, W, ...)`` at ``size`` ``(width, height)``: pixel-area averaging to shrink,
+    ``enlarge`` (an OpenCV interpolation; bilinear) to grow; ``image`` itself at its own size.
+
+    The toolkit's one way to resize frames and crops, but where a reference fixes the
+    interpolation (FID's Inception input, the bundled FER's crops).
+    """
+    width, height = int(size[0]), int(size[1])
+    if (image.shape[1], image.shape[0]) == (width, height):
+        return image
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else enlarge)
+
+
 def resize_to_height(frame: np.ndarray, height: int | None) -> np.ndarray:
     """``(H, W, 3)`` → ``(height, W', 3)``, the aspect kept (:func:`width_at`); None or
     the frame's own height returns it as it is. Area averaging down, bicubic up."""
     if height is None or frame.shape[0] == height:
         return frame
-    interpolation = cv2.INTER_AREA if height < frame.shape[0] else cv2.INTER_CUBIC
-    return cv2.resize(frame, (width_at(frame.shape[1], frame.shape[0], height), height), interpolation=interpolation)
+    return resize(frame, (width_at(frame.shape[1], frame.shape[0], height), height), enlarge=cv2.INTER_CUBIC)
 
 
 def _upright(frame: av.VideoFrame, height: int | None = None) -> np.ndarray:

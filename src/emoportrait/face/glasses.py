@@ -23,6 +23,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..media import resize
 from ..ramps import smoothstep
 from .landmarks import GROUPS
 
@@ -60,8 +61,7 @@ def _bridge_region(frame: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray
     """
     span = float(np.linalg.norm(landmarks[_OUTER_CORNERS[0], :2] - landmarks[_OUTER_CORNERS[1], :2]))
     scale = _EYE_SPAN_PX / max(span, 1.0)
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR  # AREA enlarges in blocks: false edges
-    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=interpolation)
+    small = resize(frame, (round(frame.shape[1] * scale), round(frame.shape[0] * scale)))  # AREA would enlarge in blocks
     grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.8)
     points = landmarks[:, :2] * scale
     left, right = points[_INNER_CORNERS[0], 0], points[_INNER_CORNERS[1], 0]

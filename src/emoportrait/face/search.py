@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
+from ..media import resize
+
 MIN_TILE = 320
 """Smallest tile side searched, pixels of the frame (the detector sees 192²)."""
 
@@ -96,8 +98,7 @@ def mesh_on_crop(frame: np.ndarray, box: np.ndarray, mesh) -> np.ndarray | None:
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     scale = CROP_SIZE / max(x1 - x0, y1 - y0)
-    crop = cv2.resize(frame[y0:y1, x0:x1], (round((x1 - x0) * scale), round((y1 - y0) * scale)),
-                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    crop = resize(frame[y0:y1, x0:x1], (round((x1 - x0) * scale), round((y1 - y0) * scale)), enlarge=cv2.INTER_CUBIC)
     result = mesh.process(np.ascontiguousarray(crop))
     if not result.multi_face_landmarks:
         return None

@@ -28,6 +28,7 @@ import numpy as np
 from mediapipe.python.solutions import face_mesh_connections as _mesh
 
 from ..face.landmarks import GROUPS, face_size
+from ..media import resize
 
 __all__ = ["BACKGROUND_CHANNEL", "EDGE_CHANNELS", "FACE_CHANNEL", "EdgeConfig", "edge_map", "edge_preview",
            "face_region", "resize", "scale_landmarks"]
@@ -112,14 +113,6 @@ def edge_map(landmarks: np.ndarray, frame: np.ndarray, size: tuple[int, int],
     background = cv2.Canny(grey, config.canny_low, config.canny_high)
     background[face_region(faces, size, config) > 0] = 0
     return np.stack([_face_contours(points, size, config), background], axis=-1)
-
-
-def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` resized to ``size`` (W, H): area interpolation to shrink, bilinear to grow; as is when equal."""
-    if (image.shape[1], image.shape[0]) == tuple(size):
-        return image
-    shrinking = size[0] * size[1] < image.shape[0] * image.shape[1]
-    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def edge_preview(edges: np.ndarray) -> np.ndarray:

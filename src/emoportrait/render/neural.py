@@ -69,7 +69,8 @@ from ..config import config_from_dict
 from ..errors import InputError
 from ..face.landmarks import face_size
 from ..runs import checkpoint_dir, load_weights, read_run_config
-from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, face_region, resize, scale_landmarks
+from ..media import resize
+from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, face_region, scale_landmarks
 
 __all__ = ["COMPOSITE_FEATHER", "STAGE_NAME", "SUBJECT_CHECK_FRAMES", "SUBJECT_TOLERANCE", "TRAIN_HINT", "Generator",
            "GeneratorConfig", "NeuralRenderer", "composite", "composite_mask", "edges_to_tensor",

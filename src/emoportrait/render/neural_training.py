@@ -71,7 +71,8 @@ from ..config import check_learning_rate, config_to_dict
 from ..errors import InputError
 from ..face import TrackerConfig, track_frames
 from ..training import EngineConfig, FitResult, Monitor, Stage, StepContext, fit
-from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, edge_preview, face_region, resize
+from ..media import resize
+from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, edge_preview, face_region
 from .neural import (STAGE_NAME, Generator, GeneratorConfig, composite_mask, edges_to_tensor, face_redraw_error,
                      frames_to_tensor, instance_norm, tensor_to_frames)
 

@@ -48,7 +48,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ...errors import InputError
-from ...media import is_image, read_image
+from ...media import is_image, read_image, resize
 from ..labels import label_set
 
 DATASETS: tuple[str, ...] = ("rafdb", "affectnet8", "ckplus", "smic")
@@ -236,11 +236,10 @@ def read_dataset(name: str, root: str | Path, fold: int = 1) -> Split:
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    """``(T, H, W, 3)`` uint8 → ``(T, size, size, 3)``: pixel-area averaging to shrink, bilinear to enlarge."""
+    """``(T, H, W, 3)`` uint8 → ``(T, size, size, 3)`` (:func:`emoportrait.media.resize`)."""
     if images.shape[1:3] == (size, size):
         return images
-    method = cv2.INTER_AREA if images.shape[1] > size else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(image, (size, size), interpolation=method) for image in images])
+    return np.stack([resize(image, (size, size)) for image in images])
 
 
 def load_images(paths: Sequence[Path], size: int) -> np.ndarray:
