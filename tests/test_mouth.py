@@ -137,6 +137,23 @@ def test_the_teeth_end_before_the_corners_and_meet_the_upper_lip_without_a_dark_
     assert edge.min() > lightness(colour) - 25
 
 
+def test_an_open_mouth_closed_meets_in_a_lip_coloured_line_not_a_black_one(portrait, landmarks):
+    """The astronaut smiles with her teeth; closed by the driver, the painter drew the meeting
+    line of her lips in the cavity's colour: a black line (L* 5 against lips of 71)."""
+    closed = drop_jaw(landmarks, -(landmarks[14, 1] - landmarks[13, 1]))
+    painter = MouthPainter.for_target(portrait, landmarks)
+    colour = lip_colour(portrait, landmarks)
+    out = np.empty_like(portrait)
+    out[:] = np.round(colour).astype(np.uint8)
+    painter.paint(out, closed)
+    mouth = mouth_frame(closed)
+    line = mouth.to_pixels(np.stack([np.linspace(-0.3, 0.3, 13) * mouth.width,
+                                     mouth.upper_at(np.linspace(-0.3, 0.3, 13) * mouth.width)], axis=1))
+    x, y = np.round(line).astype(int).T
+    darkest = min(lightness(out[yy, xx]) for xx, yy in zip(x, y))
+    assert darkest > lightness(colour) - 35
+
+
 def test_the_mouth_change_ignores_head_motion(landmarks):
     matrix = cv2.getRotationMatrix2D((128.0, 100.0), 12.0, 1.3)
     moved = landmarks.copy()

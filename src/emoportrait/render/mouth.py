@@ -488,6 +488,10 @@ class MouthPainter:
             colour = colour + alpha[..., None] * (texture * shade[..., None] - colour)
         light = 1.0 - (1.0 - config.shadow_depth) * (1.0 - smoothstep(relative / config.shadow_opening))
         colour = colour * light[..., None]
+        # where the lips have not parted yet (a closed mouth, an opening's corners) they meet in a
+        # line of their own shadowed inner surface, not of the cavity (it drew a black line)
+        inner = _to_srgb(self.lip_inner_linear)
+        colour = inner + parted[..., None] * (colour - inner)
         # the lips' wet inner surface of an open mouth, not in its shadow: below the visible opening
         # (the lower lip rises to meet the upper one toward the corners), fading into it over
         # feather_fraction of the mouth width, or 15 % of the opening where that is less
@@ -497,7 +501,6 @@ class MouthPainter:
         band = np.maximum(np.minimum(config.feather_fraction * coordinates.width, 0.15 * visible), 1e-3)
         lip = openness * (1.0 - smoothstep((top + visible - down) / band))
         lip = lip[..., None]
-        inner = _to_srgb(self.lip_inner_linear)
         around = self.lips_rgb if lips is None else lips
         surface = inner + lip * (around - inner)  # the lips' own colour at the edge, darker inside
         return (colour + lip * (surface - colour)).astype(np.float32)
