@@ -106,7 +106,7 @@ def test_teeth_the_target_did_not_show_are_completed_in_its_own_teeth_colour():
     result = completed(TeethStrip(own, valid, 0.3), fill)
     np.testing.assert_allclose(result.texture[:, 4:8], own[:, 4:8], atol=1e-3)   # its own teeth kept
     np.testing.assert_allclose(result.texture[:, :4], own[:, 4:8], atol=2.0)     # the rest in their colour
-    assert result.valid.min() == 1.0 and result.depth == 0.3
+    assert result.valid.min() == pytest.approx(1.0) and result.depth == 0.3
 
 
 def test_the_teeth_end_before_the_corners_and_meet_the_upper_lip_without_a_dark_line(portrait, landmarks):

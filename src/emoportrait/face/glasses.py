@@ -148,6 +148,8 @@ def frame_weights(face_points: np.ndarray, brows: str = "held") -> np.ndarray:
     the brows' lower edge, which stays: the rims that touch it do too) or ``"free"`` (it ends
     just under that edge, fading out over 0.1 below it, so the brows move whole).
     """
+    if brows not in ("held", "edge", "free"):
+        raise ValueError(f"brows must be 'held', 'edge' or 'free', not {brows!r}")
     points = np.asarray(face_points, np.float64)[:, :2]
     weights = np.zeros(len(points))
     for side in ("right", "left"):

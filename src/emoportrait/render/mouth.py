@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from ..face.landmarks import GROUPS, contour_halves
+from ..media import resize
 from ..ramps import smoothstep
 
 _INNER_LIPS = GROUPS["inner_lips"]
@@ -383,8 +384,7 @@ def completed(strip: TeethStrip, fill: TeethStrip) -> TeethStrip:
     ``strip`` where its ``valid`` is 1, ``fill`` where it is 0, blended between."""
     rows, columns = strip.valid.shape
     fill_rows = int(round((fill.texture.shape[0] - 1) * min(strip.depth / fill.depth, 1.0))) + 1
-    texture = cv2.resize(fill.texture[:fill_rows], (columns, rows), interpolation=cv2.INTER_LINEAR)
-    valid = cv2.resize(fill.valid[:fill_rows], (columns, rows), interpolation=cv2.INTER_LINEAR)
+    texture, valid = (resize(np.ascontiguousarray(grid[:fill_rows]), (columns, rows)) for grid in (fill.texture, fill.valid))
     seen, filled = strip.valid > 0.9, valid > 0.9
     if seen.any() and filled.any():
         lab = _lab(texture)
