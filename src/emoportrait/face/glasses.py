@@ -12,7 +12,7 @@ height of their bridge (:func:`thin_frames`), run under the brows: over them the
 at the brows, which move; thick (plastic) frames often lie on the brows, which they then hold.
 
 Measured on ``shared/media`` portraits and matplotlib's Grace Hopper photo: the bridge
-score is 11.7 and 18.2 for the two faces with metal or plastic frames, 7.8 for thin
+score is 11.6 and 17.7 for the two faces with metal or plastic frames, 7.8 for thin
 transparent frames, and 1.4-8.8 for five faces without glasses; :data:`BRIDGE_THRESHOLD`
 (10) finds clearly visible frames and passes on faint ones rather than stiffening a
 face without glasses.
