@@ -19,8 +19,8 @@ from pathlib import Path
 
 from .analysis.recognizers.registry import MODELS, TASKS, models_for
 from .drivers import DRIVERS
-from .render import RENDERERS
 from .errors import EmoportraitError, InputError
+from .render import RENDERERS
 
 
 def _cmd_info(args: argparse.Namespace) -> None:

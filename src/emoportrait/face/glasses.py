@@ -185,11 +185,14 @@ def hold_frames(identity: np.ndarray, expression: np.ndarray, thin: bool) -> tup
         ``(held expression (T, 478, 3), weights (T, 478))``: how much of each point's move was
         taken off (for :func:`emoportrait.unfold.unfold`'s ``pinned``).
     """
+    band = frame_weights(identity)
     if thin:
+        points = np.asarray(identity, np.float64)[:, :2]
         rising = expression[..., 1] < 0.0   # y down
-        weights = np.where(rising, frame_weights(identity, "free"), frame_weights(identity, "edge"))
+        weights = band * np.where(rising, _below_the_brows(points, through_the_edge=False),
+                                  _below_the_brows(points, through_the_edge=True))
     else:
-        weights = np.broadcast_to(frame_weights(identity), expression.shape[:2])
+        weights = np.broadcast_to(band, expression.shape[:2])
     return expression * (1.0 - weights)[..., None].astype(expression.dtype), weights
 
 
