@@ -8,6 +8,7 @@ import pytest
 
 from emoportrait import face
 from emoportrait.render.mouth import (
+    UPPER_CHAIN,
     MouthPainter,
     TeethStrip,
     bundled_strip,
@@ -19,6 +20,7 @@ from emoportrait.render.mouth import (
     mouth_frame,
     polygon_mask,
     teeth_strip,
+    upper_lip_drop,
 )
 from emoportrait.render.mouth_bank import MouthBank
 
@@ -152,6 +154,44 @@ def test_an_open_mouth_closed_meets_in_a_lip_coloured_line_not_a_black_one(portr
     x, y = np.round(line).astype(int).T
     darkest = min(lightness(out[yy, xx]) for xx, yy in zip(x, y))
     assert darkest > lightness(colour) - 35
+
+
+def raise_upper_lip(landmarks: np.ndarray, lift: float) -> np.ndarray:
+    """The upper inner lip's middle raised by ``lift`` pixels, tapering to 0 at the corners."""
+    raised = landmarks.copy()
+    chain = UPPER_CHAIN[1:-1]
+    x = landmarks[chain, 0]
+    raised[chain, 1] -= lift * (1.0 - ((x - x.mean()) / (np.ptp(landmarks[UPPER_CHAIN, 0]) / 2.0)) ** 2)
+    return raised
+
+
+def test_a_raised_upper_lip_uncovers_the_skull_fixed_upper_teeth(portrait, landmarks):
+    scale = 3.0
+    face_image = cv2.resize(portrait, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    source = landmarks * scale
+    painter = MouthPainter.for_target(face_image, source, rest_drop=upper_lip_drop(source))
+    opened = drop_jaw(source, 0.2 * face_height(source))
+    width = mouth_frame(opened).width
+    raised = raise_upper_lip(opened, 0.06 * width)
+    assert painter.teeth_height(opened) == pytest.approx(painter.config.teeth_height, abs=0.01)
+    assert painter.teeth_height(raised) == pytest.approx(painter.config.teeth_height + 0.06, abs=0.015)
+    moved = raised * 0.7 + np.array([40.0, -25.0, 0.0])   # head motion and size change nothing
+    assert painter.teeth_height(moved) == pytest.approx(painter.teeth_height(raised), abs=1e-6)
+    assert painter.teeth_height(drop_jaw(opened, -0.1 * width)) == painter.config.teeth_height  # never fewer
+
+    def light_share(target: np.ndarray) -> float:
+        """Share of the interior (its upper 60 %) lighter than the lips: teeth."""
+        out = np.zeros_like(face_image)
+        painter.paint(out, target)
+        mouth = mouth_frame(target).smoothed()
+        along = np.linspace(-0.3, 0.3, 13) * mouth.width
+        top, bottom = mouth.upper_at(along), mouth.lower_at(along)
+        points = np.concatenate([mouth.to_pixels(np.stack([along, top + f * (bottom - top)], axis=1))
+                                 for f in np.linspace(0.05, 0.6, 12)])
+        x, y = np.round(points).astype(int).T
+        return float(np.mean([lightness(out[yy, xx]) > lightness(lip_colour(face_image, source)) for xx, yy in zip(x, y)]))
+
+    assert light_share(raised) > light_share(opened) + 0.07   # 0.22 against 0.12; 0.12 when the teeth rose with the lip
 
 
 def test_the_mouth_change_ignores_head_motion(landmarks):

@@ -11,8 +11,10 @@ inner corners), ``v`` down from the upper inner lip in units of the inner mouth 
   tongue's back rising in a wide-open mouth and the lips' wet inner surface at the
   lower lip and the corners.
 * The **teeth**: a :class:`TeethStrip`, a texture of real teeth in ``(u, v)``. The
-  upper ones hang from the upper inner lip: they move with the lip and are never
-  stretched by the opening; the lower lip covers what the opening does not show. The
+  upper ones hang from the upper inner lip and are never stretched by the opening;
+  they are fixed to the skull, so an upper lip that rises above where it rests
+  (opening, smiling, snarling: :func:`upper_lip_drop`) shows more of them, and the
+  lower lip covers what the opening does not show. The
   lower front teeth (the strip mirrored, in shadow) show on the lower lip when the
   mouth opens wide. A nearly closed mouth is dark inside. The strip is cut from the
   target itself when it shows its teeth (:func:`teeth_strip`), else it is the bundled
@@ -42,6 +44,8 @@ from ..ramps import smoothstep
 _INNER_LIPS = GROUPS["inner_lips"]
 _OUTER_LIPS = GROUPS["outer_lips"]
 _CORNER_LEFT, _CORNER_RIGHT = 78, 308    # inner mouth corners (image left, image right)
+_UPPER_LIP_MIDDLE = 13                   # the upper inner lip's middle
+_SUBNASALE, _NOSE_BRIDGE = 2, 168        # the nose's base and its bridge between the eyes
 _SUBPIXEL_BITS = 4
 _ARC_SAMPLES = 33      # points of each smoothed inner-lip arc (MouthFrame.smoothed)
 _TEETH_OVER_SKIN = 8.0  # L*: teeth are lighter than the skin around the mouth in portraits
@@ -74,7 +78,8 @@ class MouthConfig:
                                        # the corner, on benchmarks/realism.py's clips)
     cavity_bottom_shade: float = 0.4   # the cavity darkens by this much toward its bottom
     cavity_centre_shade: float = 0.45  # ... and by this much toward its centre line
-    teeth_height: float = 0.1          # visible length of the upper teeth below the upper lip
+    teeth_height: float = 0.1          # visible length of the upper teeth below the upper lip at rest; a
+                                       # lip raised above its rest shows that much more (at most the strip's)
     teeth_span: float = 0.7            # the teeth fade out past this share of the half mouth (the cheeks
                                        # hide the back ones; the strip's ends show the source's lip corners)
     lower_teeth_height: float = 0.06   # ... of the lower teeth above the lower lip's inner surface
@@ -203,6 +208,15 @@ def mouth_change(source: np.ndarray, target: np.ndarray) -> float:
         coordinates = mouth_frame(landmarks)
         shapes.append(coordinates.to_mouth(landmarks[_INNER_LIPS, :2].astype(np.float64)) / coordinates.width)
     return float(np.sqrt(((shapes[0] - shapes[1]) ** 2).sum(-1).mean()))
+
+
+def upper_lip_drop(landmarks: np.ndarray) -> float:
+    """How far the upper inner lip's middle hangs below the nose's base, along the mouth's
+    down axis, in nose lengths (bridge to base) of ``(478, 2+)`` landmark pixels. The nose is
+    fixed to the skull, as the upper teeth are: the lip rising above its rest drop uncovers them."""
+    coordinates = mouth_frame(landmarks)
+    nose = max(float(np.linalg.norm(landmarks[_SUBNASALE, :2] - landmarks[_NOSE_BRIDGE, :2])), 1e-3)
+    return float((landmarks[_UPPER_LIP_MIDDLE, :2] - landmarks[_SUBNASALE, :2]) @ coordinates.axes[1] / nose)
 
 
 def polygon_mask(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -420,10 +434,14 @@ class MouthPainter:
         strip: the upper teeth to show, already in the target's colours.
         lips_rgb: ``(3,)`` the target's lip colour (the cavity is made from it).
         config: Settings.
+        rest_drop: the target's :func:`upper_lip_drop` at rest; None: the upper teeth always show
+            ``teeth_height``.
     """
 
-    def __init__(self, strip: TeethStrip, lips_rgb: np.ndarray, config: MouthConfig = MouthConfig()) -> None:
+    def __init__(self, strip: TeethStrip, lips_rgb: np.ndarray, config: MouthConfig = MouthConfig(),
+                 rest_drop: float | None = None) -> None:
         self.strip = strip
+        self.rest_drop = rest_drop
         self.cavity_linear = config.cavity_gain * _to_linear(lips_rgb)
         self.tongue_linear = config.tongue_gain * _to_linear(lips_rgb)
         self.lips_rgb = np.asarray(lips_rgb, np.float32)
@@ -431,25 +449,39 @@ class MouthPainter:
         self.config = config
 
     @classmethod
-    def for_target(cls, frame: np.ndarray, landmarks: np.ndarray, config: MouthConfig = MouthConfig()
-                   ) -> MouthPainter:
+    def for_target(cls, frame: np.ndarray, landmarks: np.ndarray, config: MouthConfig = MouthConfig(),
+                   rest_drop: float | None = None) -> MouthPainter:
         """A painter with the target's own teeth where ``frame`` shows them, and the bundled
         teeth recoloured to the target's light everywhere else (a slightly parted mouth shows
-        only a few of its teeth: alone, they left the rest of a wider opening empty)."""
+        only a few of its teeth: alone, they left the rest of a wider opening empty). The upper
+        lip rests at ``rest_drop`` (default: where it is in ``frame``)."""
         bundled, light = bundled_strip()
         strip = match_colours(bundled, light, face_light(frame, landmarks))
         own = teeth_strip(frame, landmarks, config)
         if own is not None:
             strip = completed(own, strip)
-        return cls(strip, lip_colour(frame, landmarks), config)
+        rest = upper_lip_drop(landmarks) if rest_drop is None else rest_drop
+        return cls(strip, lip_colour(frame, landmarks), config, rest)
+
+    def teeth_height(self, landmarks: np.ndarray) -> float:
+        """Visible length (mouth widths) of the upper teeth under the upper lip of ``(478, 2+)``
+        landmark pixels: ``teeth_height``, plus how far the lip has risen above its rest."""
+        if self.rest_drop is None:
+            return self.config.teeth_height
+        width = mouth_frame(landmarks).width
+        nose = float(np.linalg.norm(landmarks[_SUBNASALE, :2] - landmarks[_NOSE_BRIDGE, :2]))
+        lift = max(self.rest_drop - upper_lip_drop(landmarks), 0.0) * nose / width
+        return min(self.config.teeth_height + lift, self.strip.depth)
 
     def interior(self, coordinates: MouthFrame, origin: np.ndarray, shape: tuple[int, int],
-                 lips: np.ndarray | None = None) -> np.ndarray:
+                 lips: np.ndarray | None = None, teeth_height: float | None = None) -> np.ndarray:
         """``shape + (3,)`` float32 RGB interior for the box at ``origin`` ``(2,)`` (x, y),
         in ``coordinates`` (the driven mouth, :meth:`MouthFrame.smoothed`); ``lips`` ``shape + (3,)``: the
         colours of the lips around, continued inward, which the edge takes (default: the
-        target's lip colour)."""
+        target's lip colour); ``teeth_height``: the upper teeth's visible length (mouth widths;
+        default ``config.teeth_height``)."""
         config = self.config
+        teeth_height = config.teeth_height if teeth_height is None else teeth_height
         rows, cols = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
         pixels = np.stack([cols + origin[0], rows + origin[1]], axis=-1)
         along, down = np.moveaxis(coordinates.to_mouth(pixels), -1, 0)
@@ -477,7 +509,7 @@ class MouthPainter:
                   * smoothstep((config.lower_teeth_span - np.abs(u)) / 0.2))  # the front teeth only
         parted = smoothstep((relative - config.teeth_opening) / config.teeth_reveal)
         for depth_in, height, brightness, skip, shown in (
-                (np.maximum(v, 0.0), config.teeth_height, 1.0, 0.0, parted),  # the edge pixels take the top row
+                (np.maximum(v, 0.0), teeth_height, 1.0, 0.0, parted),  # the edge pixels take the top row
                 (rise - config.lip_margin, config.lower_teeth_height, config.lower_teeth_shade,
                  config.lower_teeth_skip, reveal)):
             texture, valid = self._sample(u, depth_in + skip)
@@ -558,7 +590,7 @@ class MouthPainter:
         reach = 1 + int(round(self.config.lip_line * coordinates.width))
         ring = cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
         around = cv2.inpaint(patch, ring, 3, cv2.INPAINT_TELEA).astype(np.float32)
-        interior = self.interior(coordinates, origin, shape, around)
+        interior = self.interior(coordinates, origin, shape, around, self.teeth_height(landmarks))
         openness = self.openness(coordinates)
         feather = self.config.feather_fraction * coordinates.width
         if feather > 0.3:  # a closed mouth's slit stays faint: soft toward the inside, nothing outside

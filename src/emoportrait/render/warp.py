@@ -47,7 +47,8 @@ from threadpoolctl import ThreadpoolController
 
 from ..face.landmarks import GROUPS, MESH_TRIANGLES, face_size, signed_areas
 from .creases import SHADOW_TINT, CreaseConfig, shade_creases
-from .mouth import LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip
+from .mouth import (LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip,
+                    upper_lip_drop)
 from .mouth_bank import BankConfig, MouthBank
 
 __all__ = ["WarpConfig", "WarpRenderer", "anchor_ring"]
@@ -310,7 +311,9 @@ class WarpRenderer:
         stills, the interior is painted: of the frames where the face was found, the
         most open mouths are tried for teeth
         (:func:`~emoportrait.render.mouth.teeth_strip`); without any, the bundled teeth
-        are recoloured to the target. Without :meth:`start`, the first frame rendered
+        are recoloured to the target. The upper lip's rest, from which a raised lip shows more
+        of the upper teeth, is its median over the frames
+        (:func:`~emoportrait.render.mouth.upper_lip_drop`). Without :meth:`start`, the first frame rendered
         is taken as the target (a still).
         """
         seen = np.flatnonzero(found)
@@ -322,13 +325,11 @@ class WarpRenderer:
             self._bank = MouthBank(landmarks, found, self.config.bank)
             self._frames, self._landmarks = frames, landmarks
         opening = np.linalg.norm(landmarks[seen, 14, :2] - landmarks[seen, 13, :2], axis=1)
+        rest_drop = float(np.median([upper_lip_drop(landmarks[k]) for k in seen]))
         candidates = seen[np.argsort(-opening)[:_TEETH_CANDIDATES]]
-        for k in candidates:
-            if teeth_strip(frames[k], landmarks[k], self.config.mouth) is not None:
-                self._painter = MouthPainter.for_target(frames[k], landmarks[k], self.config.mouth)
-                return
-        first = seen[0]
-        self._painter = MouthPainter.for_target(frames[first], landmarks[first], self.config.mouth)
+        chosen = next((k for k in candidates if teeth_strip(frames[k], landmarks[k], self.config.mouth) is not None),
+                      seen[0])
+        self._painter = MouthPainter.for_target(frames[chosen], landmarks[chosen], self.config.mouth, rest_drop)
 
     def render(self, frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Warp ``frame`` so its face's landmarks move from ``source`` to ``target``.
