@@ -53,6 +53,30 @@ def test_teeth_are_cut_from_a_smile_and_not_from_closed_lips(portrait, landmarks
     assert teeth_strip(portrait, closed) is None
 
 
+def test_only_what_the_teeth_cover_is_taken_and_the_dark_under_them_is_completed(portrait, landmarks):
+    """Katie Hill's first frame shows the tips of her teeth over a black cavity: the cavity was taken
+    for teeth and drew a black band across the middle of every opening."""
+    scale = 3.0
+    image = cv2.resize(portrait, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    source = landmarks * scale
+    mouth = mouth_frame(source)
+    short = 0.08 * mouth.width                       # the teeth end this far under the upper lip
+    rows, cols = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float64)
+    along, down = np.moveaxis(mouth.to_mouth(np.stack([cols, rows], axis=-1)), -1, 0)
+    cavity = (polygon_mask(source[face.GROUPS["inner_lips"], :2], image.shape[:2]) > 0) & (
+        down > mouth.upper_at(along) + short)
+    image[cavity] = (20, 10, 10)
+    strip = teeth_strip(image, source)
+    assert strip is not None
+    v = np.linspace(0.0, strip.depth, strip.valid.shape[0])
+    middle = slice(strip.valid.shape[1] // 3, -strip.valid.shape[1] // 3)
+    assert strip.valid[v > 0.12, middle].max() < 0.05 and strip.valid[v < 0.06, middle].mean() > 0.75
+    painter = MouthPainter.for_target(image, source)
+    deep = painter.strip.valid[(v > 0.1) & (v < 0.14), middle]
+    assert deep.mean() > 0.6                                            # the bundled teeth go on
+    assert lightness(np.median(painter.strip.texture[(v > 0.1) & (v < 0.14), middle].reshape(-1, 3), axis=0)) > 60
+
+
 def test_a_grey_photo_gets_a_grey_mouth(portrait, landmarks):
     grey = cv2.cvtColor(cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     strip, light = bundled_strip()

@@ -357,7 +357,9 @@ def _strip_grid(frame_coordinates: MouthFrame, config: MouthConfig) -> tuple[np.
 
 def teeth_strip(frame: np.ndarray, landmarks: np.ndarray, config: MouthConfig = MouthConfig()
                 ) -> TeethStrip | None:
-    """The upper teeth of a frame as a :class:`TeethStrip`, or None if it shows none.
+    """The upper teeth of a frame as a :class:`TeethStrip`, or None if it shows none. Its
+    texels count as seen (``valid``) in each column down to the end of its first run of texels
+    lighter than the lips.
 
     A frame shows its teeth when its mouth is open at least ``min_teeth_opening``
     mouth widths at the middle and the lightest tenth of the middle half of what its
@@ -386,10 +388,13 @@ def teeth_strip(frame: np.ndarray, landmarks: np.ndarray, config: MouthConfig = 
     lips = _lab(lip_colour(frame, landmarks))[0]
     if np.percentile(lightness[:, central][seen], 90) - lips < config.min_teeth_contrast:
         return None
-    # only the columns where teeth show count as seen (the back teeth of a parted mouth are in the dark)
-    toothy = np.where(valid > 0.9, lightness, 0.0).max(axis=0) - lips >= config.min_teeth_contrast
-    columns = cv2.GaussianBlur(toothy.astype(np.float32)[None], (0, 0), 1.0).ravel()
-    return TeethStrip(texture, valid * columns[None, :], config.strip_depth)
+    # only what teeth cover counts as seen: in each column, down to where its first run of texels
+    # lighter than the lips ends (the back teeth of a parted mouth, and the cavity under short teeth
+    # with the lower lip's highlights beyond it, are not upper teeth)
+    light = (valid > 0.9) & (lightness - lips >= config.min_teeth_contrast)
+    ended = np.maximum.accumulate(np.maximum.accumulate(light, axis=0) & ~light, axis=0)
+    covered = cv2.GaussianBlur((light.any(axis=0) & ~ended).astype(np.float32), (0, 0), 1.0)
+    return TeethStrip(texture, valid * covered, config.strip_depth)
 
 
 def completed(strip: TeethStrip, fill: TeethStrip) -> TeethStrip:
