@@ -107,3 +107,19 @@ def test_strength_follows_the_move_and_stays_bounded(landmarks):
     assert peaks[0] < peaks[1] < peaks[2] and peaks[2] == pytest.approx(peaks[3], abs=1e-3)
     assert peaks[3] <= CreaseConfig().max_darkening + 1e-3
     assert creases(landmarks, brows_raised(landmarks), CreaseConfig(depth=0.0)) == []
+
+
+def test_one_lip_corner_pulled_out_and_up_draws_a_dimple_beside_it_and_speech_none(landmarks):
+    out = np.array([-1.0, -1.0]) * 0.04 * span(landmarks)     # the subject's right corner (image left)
+    smirk = landmarks.copy()
+    smirk[61, :2] += out
+    darkening = shaded(landmarks, smirk)
+    corner, other = landmarks[61, :2].astype(int), landmarks[291, :2].astype(int)
+    reach = int(0.15 * span(landmarks))
+    assert darkening[corner[1] - reach:corner[1] + reach, corner[0] - reach:corner[0]].max() > 0.08
+    assert darkening[:, int(landmarks[9, 0]):].max() < 1e-6     # nothing on the other side
+    spread = landmarks.copy()                                  # both corners out and up: a symmetric move
+    spread[61, :2] += out
+    spread[291, :2] += out * np.array([-1.0, 1.0])
+    assert not any(np.linalg.norm(crease.points.mean(axis=0) - landmarks[61, :2]) < reach
+                   for crease in creases(landmarks, spread))

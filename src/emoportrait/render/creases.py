@@ -14,7 +14,10 @@ people read expressions by them as much as by the shapes:
   judged: speech moves it);
 * **infraorbital furrow and crow's feet** (AU6): under the lower lid and fanning out
   from the outer eye corner as the cheek rises;
-* **nose wrinkles** (AU9): oblique lines on the side of the nose as it wrinkles.
+* **nose wrinkles** (AU9): oblique lines on the side of the nose as it wrinkles;
+* **a dimple** beyond the lip corner (AU14, one-sided as in contempt): where one lip
+  corner is pulled out and up more than the other, a short fold curves beside it (the
+  difference between the sides is judged, so symmetric speech moves draw none).
 
 How far each is drawn is measured from the landmarks alone: the driven face is
 aligned onto the frame's own face on the rigid points (so head motion cancels), and
@@ -59,6 +62,8 @@ _LOWER_LID_MIDDLE = {"right": 145, "left": 374}
 _OUTER_CANTHUS = {"right": 130, "left": 359}
 _CROWS_FEET_TOWARD = {"right": (156, 34, 116), "left": (383, 264, 345)}
 _NOSE_WRINKLES = {"right": ((188, 122), (174, 196)), "left": ((412, 351), (399, 419))}
+_LIP_CORNER = {"right": 61, "left": 291}
+_OTHER_SIDE = {"right": "left", "left": "right"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class CreaseConfig:
     cheek_rise_moves: tuple[float, float] = (0.008, 0.04)    # AU6: cheek surface up
     wing_rise_moves: tuple[float, float] = (0.008, 0.04)     # AU9: nose wing up
     nose_side_moves: tuple[float, float] = (0.008, 0.035)    # AU9: side of the nose up
+    corner_pull_moves: tuple[float, float] = (0.01, 0.05)    # AU14: one lip corner out and up more than the other
     # Depths and widths: beside MEAD's M030 and W009 at level 3 (benchmarks/evp_mead.py's clips, upper
     # faces side by side at 512 px), the furrows of sad, angry and fear and the forehead lines of
     # fear read as faint pencil lines at half these depths and 0.6 of these widths.
@@ -94,6 +100,10 @@ class CreaseConfig:
     crows_feet_width: float = 0.009
     nose_depth: float = 0.16
     nose_width: float = 0.008
+    dimple_depth: float = 0.2
+    dimple_width: float = 0.012
+    dimple_offset: float = 0.08   # the dimple curves this far (eye spans) beyond the lip corner ...
+    dimple_length: float = 0.12   # ... over this length, centred on the corner's height
     bulge_share: float = 0.35     # a fold's highlight, as a share of its darkening
     max_darkening: float = 0.5    # no pixel is darkened by more than this share
 
@@ -150,6 +160,12 @@ def _moves(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
 def _rise(moves: np.ndarray, indices) -> float:
     """Mean upward move of ``indices`` (eye spans; image y points down)."""
     return float(-moves[list(indices), 1].mean())
+
+
+def _pull(moves: np.ndarray, side: str) -> float:
+    """How far the lip corner of ``side`` moved out (away from the midline) plus up, eye spans."""
+    move = moves[_LIP_CORNER[side]]
+    return float(-_MEDIAL[side] * move[0] - move[1])
 
 
 def creases(source: np.ndarray, target: np.ndarray, config: CreaseConfig = CreaseConfig()) -> list[Crease]:
@@ -214,6 +230,14 @@ def creases(source: np.ndarray, target: np.ndarray, config: CreaseConfig = Creas
         for first, second in _NOSE_WRINKLES[side]:
             line = np.linspace(points[first], points[second], 5)
             add(line, np.full(len(line), wrinkled), config.nose_depth, config.nose_width)
+        one_sided = _ramp(_pull(moves, side) - _pull(moves, _OTHER_SIDE[side]), config.corner_pull_moves)
+        corner = points[_LIP_CORNER[side]]
+        out = corner - points[_LIP_CORNER[_OTHER_SIDE[side]]]
+        out /= max(float(np.linalg.norm(out)), 1e-9)
+        along = np.linspace(-0.5, 0.5, 7)[:, None]
+        line = corner + span * (out * (config.dimple_offset + 0.3 * config.dimple_length * (0.25 - along**2))
+                                + up * along * config.dimple_length)  # bowed away from the mouth
+        add(line, np.full(len(line), one_sided), config.dimple_depth, config.dimple_width, corner)
     root = _ramp((lowered["right"] + lowered["left"]) / 2.0, config.brow_lower_moves)
     line = np.stack([_lerp(points, _NOSE_ROOT[:1], _NOSE_ROOT[1:2], 0.4)[0], points[_NOSE_ROOT[1]],
                      _lerp(points, _NOSE_ROOT[2:], _NOSE_ROOT[1:2], 0.4)[0]])
