@@ -37,11 +37,11 @@ from emoportrait.emotions import EMOTIONS, EmotionSpec
 from emoportrait.evp.cache import FeatureCache
 from emoportrait.evp.models import Disentangler, EvpModelConfig
 from emoportrait.evp.prepare import prepare
-from emoportrait.evp.stages import train_stage
 from emoportrait.synthetic import SyntheticConfig, make_dataset
 from emoportrait.face import GROUPS
 from emoportrait.runs import checkpoint_dir, load_weights
 from emoportrait.training import EngineConfig
+from emoportrait.training.evp import train_stage
 
 EMOTION_SET = ("neutral", "happy", "sad", "angry", "surprised")
 

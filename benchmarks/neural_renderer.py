@@ -51,9 +51,9 @@ from emoportrait.face import track_frames
 from emoportrait.render import WarpRenderer
 from emoportrait.render.edges import face_region, resize
 from emoportrait.render.neural import SUBJECT_TOLERANCE, GeneratorConfig, NeuralRenderer
-from emoportrait.render.neural_training import (RendererConfig, RendererStage, SubjectVideo, held_out_video,
-                                                load_subject, sample_batch, subject_config)
 from emoportrait.training import EngineConfig, fit
+from emoportrait.training.renderer import (RendererConfig, RendererStage, SubjectVideo, held_out_video,
+                                           load_subject, sample_batch, subject_config)
 
 DEFAULT_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SPAN = 10  # held-out frames compared at the start and at the end

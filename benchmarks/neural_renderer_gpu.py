@@ -24,12 +24,12 @@ from torch.utils.data import Dataset
 from emoportrait.face import track_frames
 from emoportrait.render.edges import resize
 from emoportrait.render.neural import NeuralRenderer
-from emoportrait.render.neural_training import RendererConfig, RendererStage, sample_batch
 from emoportrait.training import EngineConfig, fit
+from emoportrait.training.renderer import RendererConfig, RendererStage, sample_batch
 
 
 class RandomWindows(Dataset):
-    """Training windows of the shapes :class:`~emoportrait.render.neural_training.RendererWindows` gives."""
+    """Training windows of the shapes :class:`~emoportrait.training.renderer.RendererWindows` gives."""
 
     def __init__(self, config: RendererConfig, count: int) -> None:
         self.config, self.count = config, count

@@ -105,8 +105,8 @@ def test_a_negative_seed_is_a_one_line_error(tmp_path, capsys):
 @pytest.mark.parametrize("lr", [-1.0, 0.0, float("nan"), float("inf")])
 def test_learning_rates_out_of_range_are_refused(lr):
     """``--lr -1`` or ``nan`` reached Adam: an internal error, or a run of nan losses."""
-    from emoportrait.evp.stages import StageConfig
-    from emoportrait.render.neural_training import RendererConfig
+    from emoportrait.training.evp import StageConfig
+    from emoportrait.training.renderer import RendererConfig
 
     for make in (lambda: StageConfig(stage="content", lr=lr), lambda: RendererConfig(lr=lr)):
         with pytest.raises(InputError, match="must be a finite number above 0"):

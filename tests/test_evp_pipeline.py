@@ -195,7 +195,7 @@ def test_the_learned_track_loses_its_jitter_but_keeps_the_syllables():
 
 def test_disentangle_without_pretrained_encoders_warns(trained, tmp_path, caplog, capsys, monkeypatch):
     _, cache, runs = trained
-    with caplog.at_level("WARNING", logger="emoportrait.evp.stages"):
+    with caplog.at_level("WARNING", logger="emoportrait.training.evp"):
         assert _train("disentangle", cache, tmp_path, ["--init", str(runs / "content")], epochs=1) == 0
     assert "starts its emotion encoder(s) from scratch" in caplog.text
     assert "disentangle: 1 epoch(s)" in capsys.readouterr().out

@@ -19,9 +19,9 @@ from emoportrait.errors import InputError
 from emoportrait.face import GROUPS, track_frames
 from emoportrait.render.edges import BACKGROUND_CHANNEL, FACE_CHANNEL, edge_map, face_region
 from emoportrait.render.neural import Generator, GeneratorConfig, NeuralRenderer, renderer_checkpoint
-from emoportrait.render.neural_training import MultiscaleDiscriminator, RendererConfig, train_renderer
 from emoportrait.runs import read_run_config
 from emoportrait.training import EngineConfig
+from emoportrait.training.renderer import MultiscaleDiscriminator, RendererConfig, train_renderer
 
 FPS = 25.0
 SIDE = 96  # pixels of the test video; the renderer trains at 64 and renders back at 96
@@ -114,7 +114,7 @@ def test_a_row_is_drawn_as_a_video_is_with_gradients_through_it():
 
 
 def test_training_windows_hold_the_history_and_the_frames_to_draw(subject_video):
-    from emoportrait.render.neural_training import load_subject, subject_config, window_length
+    from emoportrait.training.renderer import load_subject, subject_config, window_length
 
     config = TINY
     video = load_subject(subject_video, config)
@@ -280,11 +280,11 @@ def test_train_renderer_command_rejects_a_short_video(tmp_path, capsys):
 
 def test_train_renderer_command_says_when_the_held_out_video_drifts(tmp_path, capsys, monkeypatch):
     from emoportrait.cli import main
-    from emoportrait.render import neural_training
     from emoportrait.training import FitResult
+    from emoportrait.training import renderer as renderer_training
 
     scores = {"video_psnr_first": 24.0, "video_psnr_last": 21.5}
-    monkeypatch.setattr(neural_training, "train_renderer", lambda *args, **kwargs: FitResult(
+    monkeypatch.setattr(renderer_training, "train_renderer", lambda *args, **kwargs: FitResult(
         tmp_path / "last", None, 1, None, [{"epoch": 1, **scores}]))
     assert main(["train", "renderer", "--target", str(tmp_path / "v.mp4"), "--out", str(tmp_path / "run")]) == 0
     printed = capsys.readouterr().out

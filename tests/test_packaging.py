@@ -50,10 +50,10 @@ def test_the_wheel_alone_makes_and_analyses_the_demo(tmp_path):
 
 def test_inference_imports_no_training_code():
     """Generating and analysing with trained runs reads run folders (emoportrait.runs) only."""
-    inference = ("emoportrait.pipeline", "emoportrait.drivers.learned", "emoportrait.render.neural",
+    inference = ("emoportrait.pipeline", "emoportrait.drivers", "emoportrait.drivers.learned", "emoportrait.render",
+                 "emoportrait.render.neural", "emoportrait.analysis.recognizers",
                  "emoportrait.analysis.recognizers.checkpoints", "emoportrait.analysis.analyze")
-    training = ("emoportrait.training", "emoportrait.evp.stages", "emoportrait.render.neural_training",
-                "emoportrait.analysis.recognizers.training")
+    training = ("emoportrait.training",)  # the package: its engine and its EVP, renderer and recognizer stages
     probe = (f"import importlib, sys; [importlib.import_module(m) for m in {inference!r}]; "
              f"print(sorted(m for m in sys.modules if m.startswith({training!r})))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

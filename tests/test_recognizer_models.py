@@ -169,7 +169,7 @@ def test_every_registered_model_builds_trains_and_recognises_by_its_entry():
     """One entry per model (registry) is all that loading, training and the command line need."""
     from emoportrait.analysis.recognizers.checkpoints import CheckpointConfig, build_model
     from emoportrait.analysis.recognizers.registry import MODELS, TASKS, models_for, recognizer_model
-    from emoportrait.analysis.recognizers.training import RECIPES
+    from emoportrait.training.recognizers import RECIPES
 
     assert set(RECIPES) == set(MODELS)
     assert sorted(model.name for task in TASKS for model in models_for(task)) == sorted(MODELS)

@@ -22,8 +22,8 @@ from emoportrait.analysis.recognizers.dan import DanRecognizer
 from emoportrait.analysis.recognizers.datasets import read_dataset
 from emoportrait.analysis.recognizers.fan import FanRecognizer
 from emoportrait.analysis.recognizers.stcnn import StcnnRecognizer
-from emoportrait.analysis.recognizers.training import RECIPES, TrainConfig, resolve, train_recognizer
 from emoportrait.errors import InputError
+from emoportrait.training.recognizers import RECIPES, TrainConfig, resolve, train_recognizer
 
 SIZE = 32
 """Side of the generated images in pixels."""

@@ -209,7 +209,7 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def _cmd_train_stage(args: argparse.Namespace) -> None:
-    from .evp.stages import train_stage
+    from .training.evp import train_stage
     from .training import EngineConfig
 
     engine = EngineConfig(epochs=args.epochs, batch_size=args.batch, device=args.device, amp=args.amp,
@@ -246,7 +246,7 @@ def _add_train_stage(commands, stage: str, help_text: str, epochs: int, batch: i
 
 
 def _cmd_train_renderer(args: argparse.Namespace) -> None:
-    from .render.neural_training import DRIFT_SPAN, DRIFT_TOLERANCE_DB, RendererConfig, train_renderer
+    from .training.renderer import DRIFT_SPAN, DRIFT_TOLERANCE_DB, RendererConfig, train_renderer
     from .training import EngineConfig
 
     engine = EngineConfig(epochs=args.epochs, batch_size=args.batch, device=args.device, amp=args.amp,
@@ -309,7 +309,7 @@ def _cmd_ui(args: argparse.Namespace) -> None:
 
 
 def _cmd_train_recognizer(args: argparse.Namespace) -> None:
-    from .analysis.recognizers.training import TrainConfig, train_recognizer
+    from .training.recognizers import TrainConfig, train_recognizer
 
     overrides = {name: getattr(args, name) for name in ("epochs", "batch", "lr", "image_size", "fold",
                                                          "backbone", "device") if getattr(args, name) is not None}

@@ -1,1 +1,2 @@
-"""EVP's learned pipeline: dataset preparation, networks, training stages."""
+"""EVP's learned pipeline: dataset preparation, features cache, datasets, networks and losses
+(its training stages are :mod:`emoportrait.training.evp`)."""

@@ -40,7 +40,7 @@ from ..emotions import EMOTIONS, EmotionSpec, canonical_emotion
 from ..errors import InputError
 from ..evp.models import Audio2Landmark, Disentangler, EvpModelConfig
 from ..evp.models import SubjectBuffers
-from ..evp.stages import StageConfig
+from ..training.evp import StageConfig
 from ..face import layout106
 from ..runs import write_checkpoint
 from .keymap import KeyMap, Source, apply_key_map

@@ -1,7 +1,7 @@
 """Renderers: turn a target frame and new face landmarks into an output frame.
 
 - :mod:`.warp`    training-free piecewise-affine warp with a synthetic mouth interior (CPU)
-- :mod:`.neural`  EVP's edge-map-to-video generator trained per subject (:mod:`.neural_training`);
+- :mod:`.neural`  EVP's edge-map-to-video generator trained per subject (:mod:`emoportrait.training.renderer`);
   imported on demand, as it needs torch
 """
 

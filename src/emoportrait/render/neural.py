@@ -6,7 +6,7 @@ it (vid2vid's temporal conditioning): their channels are concatenated into one
 input, ``(B, 2 + 3K, H, W)``, and a U-Net-style encoder-decoder (reflect-padded
 convolutions, instance norm, residual blocks at the bottleneck, additive skips)
 returns the RGB frame in [-1, 1] (tanh). It is trained on one subject's video by
-:mod:`.neural_training` (``emoportrait train renderer``).
+:mod:`emoportrait.training.renderer` (``emoportrait train renderer``).
 
 The history enters low-passed (averaged over blocks of ``history_pool`` pixels, 4
 by default, and scaled back): it carries the colours and shading of the previous
@@ -17,7 +17,7 @@ lost 0.7-0.85 dB PSNR per frame; with it, the composited face region lost nothin
 beyond what re-seeding every frame from the target frame gives, and the full frame
 0.35 dB per frame after 600 training steps, 0.15 dB after 1300 (128², CPU, on a
 video that ``generate`` made). Trained in rows (:meth:`Generator.draw_in_a_row`,
-see :mod:`.neural_training`) on a real talking clip, 10 CPU minutes, a 2 s held-out
+see :mod:`emoportrait.training.renderer`) on a real talking clip, 10 CPU minutes, a 2 s held-out
 video loses 1.3 dB of face PSNR from its first to its last 10 frames
 (``benchmarks/neural_renderer.py``).
 

@@ -13,7 +13,7 @@ the ``K + 1``-th frame on its history holds only its own faces. The losses of al
 time), so the network learns to draw frames that stay good as the history of the
 next ones, rather than copy its own errors forward (vid2vid's recurrent training;
 the history low-pass of :class:`~emoportrait.render.neural.Generator` helps too,
-see :mod:`.neural`).
+see :mod:`emoportrait.render.neural`).
 
 Data (:func:`load_subject`): the video is decoded as a stream and each frame
 resized to the trained size (height ``size``, width from the video's aspect, both
@@ -41,7 +41,7 @@ EVP and pix2pixHD add a VGG perceptual loss; its ImageNet weights need a downloa
 matching on the discriminators and the gradient L1 stand in for it (both push
 toward sharp detail that a plain L1 loss averages away).
 
-The run (see :mod:`emoportrait.training.engine`) saves ``generator``,
+The run (see :mod:`.engine`) saves ``generator``,
 ``frame_discriminator`` and ``temporal_discriminator``; ``best`` is the epoch of
 the lowest validation L1 (of held-out windows drawn as in training, intensities in
 [0, 1]); every epoch writes ``OUT/samples/epoch_<n>.png``: rows of (edge map |
@@ -70,11 +70,11 @@ from .. import media
 from ..config import check_learning_rate, config_to_dict
 from ..errors import InputError
 from ..face import TrackerConfig, track_frames
-from ..training import EngineConfig, FitResult, Monitor, Stage, StepContext, fit
 from ..media import resize
-from .edges import EDGE_CHANNELS, EdgeConfig, edge_map, edge_preview, face_region
-from .neural import (STAGE_NAME, Generator, GeneratorConfig, composite_mask, edges_to_tensor, face_redraw_error,
-                     frames_to_tensor, instance_norm, tensor_to_frames)
+from ..render.edges import EDGE_CHANNELS, EdgeConfig, edge_map, edge_preview, face_region
+from ..render.neural import (STAGE_NAME, Generator, GeneratorConfig, composite_mask, edges_to_tensor,
+                             face_redraw_error, frames_to_tensor, instance_norm, tensor_to_frames)
+from .engine import EngineConfig, FitResult, Monitor, Stage, StepContext, fit
 
 __all__ = ["DRIFT_CHECK_FRAMES", "DRIFT_SPAN", "DRIFT_TOLERANCE_DB", "MIN_FRAMES", "MultiscaleDiscriminator",
            "RendererConfig", "RendererStage", "RendererWindows", "SubjectVideo", "held_out_video", "load_subject",

@@ -1,7 +1,7 @@
 """Training DAN, Emotion-FAN and MicroExpSTCNN on their datasets through the training engine.
 
-:func:`train_recognizer` reads a dataset (:mod:`.datasets`), builds the model, and
-trains it as a :class:`RecognizerStage` with :func:`emoportrait.training.fit`
+:func:`train_recognizer` reads a dataset (:mod:`emoportrait.analysis.recognizers.datasets`),
+builds the model, and trains it as a :class:`RecognizerStage` with :func:`.engine.fit`
 (CPU, one GPU, or several under torchrun), which writes into the output folder ``OUT``::
 
     OUT/last/    checkpoint after the latest epoch, with training.pt to resume from
@@ -10,7 +10,7 @@ trains it as a :class:`RecognizerStage` with :func:`emoportrait.training.fit`
     OUT/steps.csv  one row per ``log_every`` steps: running training loss and accuracy
     OUT/tensorboard/  the same as TensorBoard events
 
-Each checkpoint is ``model.safetensors`` + ``config.yaml`` (:mod:`.checkpoints`). A
+Each checkpoint is ``model.safetensors`` + ``config.yaml`` (:mod:`emoportrait.analysis.recognizers.checkpoints`). A
 run whose ``OUT/last`` exists continues after its saved epoch (unless ``resume``
 is off, which starts over). The paper recipes are the defaults (:data:`RECIPES`):
 
@@ -41,21 +41,22 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
-from ...errors import InputError
-from ...training import EngineConfig, Monitor, Stage, StepContext, fit
-from ..labels import label_set
-from . import dan, fan, stcnn
-from .checkpoints import FROM_SCRATCH, MODULE, CheckpointConfig, build_model
-from .datasets import SampleDataset, Split, read_dataset
-from .registry import recognizer_model
-from .resnet import load_backbone
+from ..analysis.labels import label_set
+from ..analysis.recognizers import dan, fan, stcnn
+from ..analysis.recognizers.checkpoints import FROM_SCRATCH, MODULE, CheckpointConfig, build_model
+from ..analysis.recognizers.datasets import SampleDataset, Split, read_dataset
+from ..analysis.recognizers.registry import recognizer_model
+from ..analysis.recognizers.resnet import load_backbone
+from ..errors import InputError
+from .engine import EngineConfig, Monitor, Stage, StepContext, fit
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A model's paper training recipe (what it trains on: :attr:`.registry.RecognizerModel.label_sets`)."""
+    """A model's paper training recipe (what it trains on:
+    :attr:`emoportrait.analysis.recognizers.registry.RecognizerModel.label_sets`)."""
 
     epochs: int
     batch: int

@@ -1,4 +1,4 @@
-"""EVP's four training stages, each a :class:`~emoportrait.training.Stage` of the one engine.
+"""EVP's four training stages, each a :class:`~.engine.Stage` of the one engine.
 
 =============  ===============================================  ==============================
 stage          trains                                           from
@@ -38,13 +38,13 @@ from torch.nn import functional as F
 from ..config import check_learning_rate
 from ..emotions import EMOTIONS
 from ..errors import InputError
+from ..evp.cache import FeatureCache
+from ..evp.datasets import PairDataset, WindowDataset, subject_sequences
+from ..evp.losses import LossWeights, classification_loss, content_loss, disentanglement_losses, landmark_loss
+from ..evp.models import (Audio2Landmark, ContentEncoder, Disentangler, EmotionClassifier, EmotionEncoder,
+                          EvpModelConfig, SubjectBuffers)
 from ..runs import checkpoint_dir, load_weights, read_run_config
-from ..training import EngineConfig, FitResult, Monitor, Stage, StepContext, fit
-from .cache import FeatureCache
-from .datasets import PairDataset, WindowDataset, subject_sequences
-from .losses import LossWeights, classification_loss, content_loss, disentanglement_losses, landmark_loss
-from .models import (Audio2Landmark, ContentEncoder, Disentangler, EmotionClassifier, EmotionEncoder, EvpModelConfig,
-                     SubjectBuffers)
+from .engine import EngineConfig, FitResult, Monitor, Stage, StepContext, fit
 
 logger = logging.getLogger(__name__)
 
