@@ -52,7 +52,8 @@ def test_inference_imports_no_training_code():
     """Generating and analysing with trained runs reads run folders (emoportrait.runs) only."""
     inference = ("emoportrait.pipeline", "emoportrait.drivers", "emoportrait.drivers.learned", "emoportrait.render",
                  "emoportrait.render.neural", "emoportrait.analysis.recognizers",
-                 "emoportrait.analysis.recognizers.checkpoints", "emoportrait.analysis.analyze")
+                 "emoportrait.analysis.recognizers.checkpoints", "emoportrait.analysis.analyze",
+                 "emoportrait.cli")  # the command line loads a training module only when asked to train
     training = ("emoportrait.training",)  # the package: its engine and its EVP, renderer and recognizer stages
     probe = (f"import importlib, sys; [importlib.import_module(m) for m in {inference!r}]; "
              f"print(sorted(m for m in sys.modules if m.startswith({training!r})))")
