@@ -54,10 +54,25 @@ def config_from_dict(cls: type[ConfigT], values: Any) -> ConfigT:
 _PLAIN = (bool, int, float, str)
 
 
+def _items_of(hint: Any) -> Any:
+    """``X`` of a ``tuple[X, ...]`` annotation whose items are plain values or paths; None for
+    any other annotation."""
+    args = typing.get_args(hint)
+    variadic = typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis
+    return args[0] if variadic and (args[0] in _PLAIN or args[0] is Path) else None
+
+
+def _checked(hint: Any) -> bool:
+    """Whether :func:`_typed` checks values of ``hint`` (else it passes them as they are)."""
+    return (hint in _PLAIN or hint is type(None) or hint is Path or dataclasses.is_dataclass(hint)
+            or _items_of(hint) is not None)
+
+
 def _typed(cls: type, name: str, value: Any, hint: Any) -> Any:
     """``value`` of setting ``name``, checked against its annotation ``hint``: the plain
-    types (an int is a float too, a bool is not an int), ``X | None`` and nested configs;
-    other annotations (tuples, dicts) are passed as they are."""
+    types (an int is a float too, a bool is not an int), paths (from strings), ``tuple[X,
+    ...]`` (from lists), ``X | None`` and nested configs; other annotations (fixed-length
+    tuples, dicts) are passed as they are."""
     union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
     options = typing.get_args(hint) if union else (hint,)
     if value is None and type(None) in options:
@@ -69,10 +84,34 @@ def _typed(cls: type, name: str, value: Any, hint: Any) -> Any:
             return float(value)
         if option in _PLAIN and type(value) is option:
             return value
-    if not all(option in _PLAIN or option is type(None) or dataclasses.is_dataclass(option) for option in options):
+        if option is Path and isinstance(value, (str, Path)):
+            return Path(value)
+        if _items_of(option) is not None and isinstance(value, (list, tuple)):
+            return tuple(_typed(cls, name, item, _items_of(option)) for item in value)
+    if not all(_checked(option) for option in options):
         return value
-    wanted = " or ".join("null" if option is type(None) else option.__name__ for option in options)
+    wanted = " or ".join("null" if option is type(None) else "a list" if _items_of(option) is not None
+                         else "a path" if option is Path else option.__name__ for option in options)
     raise InputError(f"{cls.__name__} setting {name} must be {wanted}, not {value!r}")
+
+
+def updated_config(base: ConfigT, values: dict[str, Any]) -> ConfigT:
+    """``base`` with the settings in ``values`` replaced; a mapping given for a nested config
+    replaces only the settings it names there (``{"creases": {"depth": 0}}``).
+
+    Raises:
+        InputError: as :func:`config_from_dict`.
+    """
+    return config_from_dict(type(base), _merged(config_to_dict(base), values))
+
+
+def _merged(settings: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with ``values`` laid over them, mapping into mapping."""
+    merged = dict(settings)
+    for name, value in values.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(name), dict)
+        merged[name] = _merged(merged[name], value) if nested else value
+    return merged
 
 
 def check_learning_rate(value: float, owner: str) -> None:
@@ -87,8 +126,12 @@ def save_config(config: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
-def load_config(cls: type[ConfigT], path: str | Path) -> ConfigT:
-    """Read a YAML file written by :func:`save_config` (or by hand) into ``cls``."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of settings in the YAML file ``path`` (not yet checked against a config).
+
+    Raises:
+        InputError: the file is missing, is not YAML, or does not hold a mapping.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"config file '{path}' does not exist")
@@ -98,6 +141,12 @@ def load_config(cls: type[ConfigT], path: str | Path) -> ConfigT:
         raise InputError(f"config file '{path}' is not valid YAML: {exc}".splitlines()[0]) from exc
     if not isinstance(values, dict):
         raise InputError(f"config file '{path}' must hold a mapping of settings")
+    return values
+
+
+def load_config(cls: type[ConfigT], path: str | Path) -> ConfigT:
+    """Read a YAML file written by :func:`save_config` (or by hand) into ``cls``."""
+    values = read_config_file(path)
     try:
         return config_from_dict(cls, values)
     except InputError as exc:
