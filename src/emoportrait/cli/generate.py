@@ -3,50 +3,97 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..drivers import DRIVERS
 from ..errors import InputError
 from ..render import RENDERERS
+from .settings import add_config_option, configured
 
 
-def _driver(args: argparse.Namespace):
+@dataclass(frozen=True)
+class EmotionOptions:
+    """The emotion to show: ``name`` one of MEAD's eight or a mixture such as
+    ``"angry:0.6,sad:0.4"``; ``intensity`` of a single emotion, 0 to 1 (None: 1)."""
+
+    name: str = "neutral"
+    intensity: float | None = None
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    """The driver by its name in :data:`emoportrait.drivers.DRIVERS`; ``weights``: the learned
+    driver's audio2lm run; ``emotion_audio``: its reference emotional speech clip."""
+
+    name: str = "procedural"
+    weights: Path | None = None
+    emotion_audio: Path | None = None
+
+
+@dataclass(frozen=True)
+class RendererOptions:
+    """The renderer by its name in :data:`emoportrait.render.RENDERERS`; ``weights``: the neural
+    renderer's run."""
+
+    name: str = "warp"
+    weights: Path | None = None
+
+
+def _configs(args: argparse.Namespace) -> dict[str, Any]:
+    """The sections of a generate config (``emotion``, ``generate``: the pipeline's
+    :class:`~emoportrait.pipeline.GenerateConfig`, ``driver``, ``renderer``): the
+    command's defaults, then ``--config``, then the flags given."""
+    from ..pipeline import GenerateConfig
+
+    base = {"emotion": EmotionOptions(name=args.default_emotion), "generate": GenerateConfig(),
+            "driver": DriverOptions(), "renderer": RendererOptions()}
+    return configured(base, args.config, {
+        "emotion.name": args.emotion, "emotion.intensity": args.intensity, "generate.size": args.size,
+        "generate.seed": args.seed, "generate.keep_expression": args.keep_expression, "driver.name": args.driver,
+        "driver.weights": args.weights, "driver.emotion_audio": args.emotion_audio, "renderer.name": args.renderer,
+        "renderer.weights": args.renderer_weights})
+
+
+def _driver(options: DriverOptions, emotion: EmotionOptions):
     """The driver the generate options ask for (:func:`emoportrait.drivers.make_driver`)."""
     from ..audio import load_audio
     from ..drivers import make_driver
 
-    if args.driver == "procedural" and (args.weights or args.emotion_audio):
+    if options.name == "procedural" and (options.weights or options.emotion_audio):
         raise InputError("--weights and --emotion-audio belong to --driver learned")
-    if args.driver == "learned" and args.weights is None:
+    if options.name == "learned" and options.weights is None:
         raise InputError("--driver learned needs --weights RUN (an audio2lm run: emoportrait train audio2lm ...)")
-    if args.emotion_audio and (args.emotion != "neutral" or args.intensity is not None):
+    if options.emotion_audio and (emotion.name != "neutral" or emotion.intensity is not None):
         raise InputError("--emotion-audio gives the emotion, so --emotion and --intensity would be ignored: "
                          "give one or the other")
-    reference = load_audio(args.emotion_audio) if args.emotion_audio else None
-    return make_driver(args.driver, args.weights, reference)
+    reference = load_audio(options.emotion_audio) if options.emotion_audio else None
+    return make_driver(options.name, options.weights, reference)
 
 
-def _renderer(args: argparse.Namespace):
+def _renderer(options: RendererOptions):
     """The renderer the generate options ask for (:func:`emoportrait.render.make_renderer`)."""
     from ..render import make_renderer
 
-    if args.renderer == "warp" and args.renderer_weights:
+    if options.name == "warp" and options.weights:
         raise InputError("--renderer-weights belongs to --renderer neural")
-    if args.renderer == "neural" and args.renderer_weights is None:
+    if options.name == "neural" and options.weights is None:
         raise InputError("--renderer neural needs --renderer-weights RUN (emoportrait train renderer ...)")
-    return make_renderer(args.renderer, args.renderer_weights)
+    return make_renderer(options.name, options.weights)
 
 
 def _run_generate(speech: Path, target: Path, output: Path, args: argparse.Namespace) -> None:
     from ..emotions import parse_emotion
-    from ..pipeline import GenerateConfig, generate
+    from ..pipeline import generate
 
-    emotion = parse_emotion(args.emotion, args.intensity)
-    config = GenerateConfig(size=args.size, seed=args.seed, keep_expression=args.keep_expression)
-    summary = generate(speech, emotion, target, output, driver=_driver(args), renderer=_renderer(args),
-                       config=config, progress=True)
-    if getattr(args, "emotion_audio", None):
-        summary.emotion = f"the emotion of '{args.emotion_audio.name}'"
+    configs = _configs(args)
+    emotion, driver = configs["emotion"], configs["driver"]
+    spec = parse_emotion(emotion.name, emotion.intensity)
+    summary = generate(speech, spec, target, output, driver=_driver(driver, emotion),
+                       renderer=_renderer(configs["renderer"]), config=configs["generate"], progress=True)
+    if driver.emotion_audio:
+        summary.emotion = f"the emotion of '{driver.emotion_audio.name}'"
     print(summary.describe())
 
 
@@ -72,23 +119,28 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> None:
-    parser.add_argument("--emotion", default=emotion,
+    """The options of ``generate`` and ``demo``; each defaults to None, which leaves the
+    setting to the ``--config`` file or, without one, to the default its help names."""
+    add_config_option(parser, "sections emotion (name, intensity), generate (GenerateConfig: size, seed, "
+                              "keep_expression, ...), driver (name, weights, emotion_audio), renderer (name, weights)")
+    parser.set_defaults(default_emotion=emotion)
+    parser.add_argument("--emotion",
                         help="neutral, happy, sad, angry, fear, disgusted, surprised or contempt; "
-                             "or a mixture such as 'angry:0.6,sad:0.4' (default: %(default)s)")
+                             f"or a mixture such as 'angry:0.6,sad:0.4' (default: {emotion})")
     parser.add_argument("--intensity", type=float,
                         help="intensity of a single emotion, 0 to 1 (default: 1)")
     parser.add_argument("--size", type=int,
                         help="output height in pixels (default: the target's, its long side at most 1024 for a "
                              "still and 1920 for a video; a neural renderer's trained height)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of idle motion and blinks")
-    parser.add_argument("--keep-expression", action="store_true",
+    parser.add_argument("--seed", type=int, help="seed of idle motion and blinks (default: 0)")
+    parser.add_argument("--keep-expression", action="store_true", default=None,
                         help="keep the target's own expression (e.g. its smile) under the driven one")
-    parser.add_argument("--driver", choices=list(DRIVERS), default="procedural",
+    parser.add_argument("--driver", choices=list(DRIVERS),
                         help="procedural (training-free, default) or learned (EVP networks, needs --weights)")
     parser.add_argument("--weights", type=Path, help="audio2lm run of the learned driver")
     parser.add_argument("--emotion-audio", type=Path,
                         help="learned driver: take the emotion from this reference emotional speech clip")
-    parser.add_argument("--renderer", choices=list(RENDERERS), default="warp",
+    parser.add_argument("--renderer", choices=list(RENDERERS),
                         help="warp (training-free, default) or neural (trained per subject, needs --renderer-weights)")
     parser.add_argument("--renderer-weights", type=Path, help="run of 'emoportrait train renderer'")
 

@@ -6,13 +6,15 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
+from .settings import add_config_option, configured
 
 
 def _cmd_prepare(args: argparse.Namespace) -> None:
-    from ..evp.prepare import parse_shard, prepare
+    from ..evp.prepare import PrepareConfig, parse_shard, prepare
 
-    summary = prepare(args.data_root, args.out, shard=parse_shard(args.shard), workers=args.workers, progress=True,
-                      sentence_map=args.sentence_map, sentences_by_number=args.sentences_by_number)
+    config = configured(PrepareConfig(), args.config, {})
+    summary = prepare(args.data_root, args.out, config, shard=parse_shard(args.shard), workers=args.workers,
+                      progress=True, sentence_map=args.sentence_map, sentences_by_number=args.sentences_by_number)
     print(summary.describe())
     failures = summary.failures
     if failures and len(failures) == summary.n_clips:
@@ -47,6 +49,8 @@ def register(commands) -> None:
                          "each sentence (EVP's lists; default: DATA_ROOT/sentence_map.csv)")
     prepare.add_argument("--sentences-by-number", action="store_true",
                          help="MEAD: take equal clip numbers as the same sentence (not true of the real MEAD)")
+    add_config_option(prepare, "PrepareConfig's settings (n_components, fps, val_fraction, ...), which an existing "
+                               "cache must have been made with")
     prepare.set_defaults(handler=_cmd_prepare)
 
     make_dataset = commands.add_parser(

@@ -6,18 +6,17 @@ import argparse
 import time
 from pathlib import Path
 
+from .settings import add_config_option, configured
+
 
 def _cmd_track(args: argparse.Namespace) -> None:
     from .. import media, tracking
-    from ..config import load_config
     from ..face import TrackerConfig
 
     media.check_output(args.output, {".npz"}, [args.input])
     if args.overlay is not None:
         media.check_output(args.overlay, media.WRITTEN_VIDEO_SUFFIXES | media.IMAGE_SUFFIXES, [args.input, args.output])
-    config = load_config(TrackerConfig, args.config) if args.config else TrackerConfig()
-    if args.no_smooth:
-        config = TrackerConfig(**{**config.__dict__, "smooth": False})
+    config = configured(TrackerConfig(), args.config, {"smooth": False if args.no_smooth else None})
     started = time.perf_counter()
     result = tracking.track_and_analyse(args.input, config, progress=True)
     tracking.save(args.output, result)
@@ -68,6 +67,6 @@ def register(commands) -> None:
     track.add_argument("-o", "--output", type=Path, required=True, help="track file to write (.npz)")
     track.add_argument("--overlay", type=Path, help="also write the landmarks drawn over the frames "
                        "(.mp4, or an image for an image input)")
-    track.add_argument("--config", type=Path, help="tracker settings (YAML of TrackerConfig)")
+    add_config_option(track, "TrackerConfig's settings (max_faces, smooth, ...)")
     track.add_argument("--no-smooth", action="store_true", help="keep the raw per-frame landmarks")
     track.set_defaults(handler=_cmd_track)
