@@ -17,16 +17,11 @@ that made it. :func:`fit` runs the stage on the CPU, one GPU, or several GPUs of
                        "epoch/…" per epoch, both at the global step); skipped with a
                        warning when the tensorboard package is missing
 
-A checkpoint folder (its format and readers: :mod:`emoportrait.runs`) holds one
-``<name>.safetensors`` per entry of :meth:`Stage.modules` (its metadata ``stage``
-names the stage) and ``config.yaml``,
-the stage's :meth:`Stage.config`. ``last`` also holds ``training.pt``: epoch, global
-step, optimizer, scheduler and grad-scaler states, random states, the best metric
-and the log history. It is written with ``torch.save`` and only ever read with
-``torch.load(weights_only=True)`` (it holds tensors, numbers and strings only: no
-code runs when it is read). Folders are written whole beside their place, flushed
-to the disk and swapped in, so a kill never leaves half a checkpoint; a kill in the
-middle of the swap leaves the previous one, which the next run takes back.
+A checkpoint folder (format, atomic writing and readers: :mod:`emoportrait.runs`) holds
+one ``<name>.safetensors`` per entry of :meth:`Stage.modules` and the stage's
+:meth:`Stage.config` as ``config.yaml``; ``last`` also holds ``training.pt``: where the
+run stands (:class:`_State`), the optimizer, scheduler, grad-scaler and random states,
+read back only with ``torch.load(weights_only=True)``.
 
 While a run trains, ``OUT/.lock`` (an ``flock``, released when the process ends) makes
 a second run on the same folder fail with a message naming the first.
@@ -68,7 +63,7 @@ import random
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +77,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from ..config import config_to_dict
@@ -362,25 +357,7 @@ class _State:
     partial: dict[str, dict[str, float]] = field(default_factory=dict)  # _Means of the unfinished epoch
 
 
-class _Skip(Sampler[int]):
-    """``sampler``'s indices from position ``start`` on: a mid-epoch resume skips what it trained."""
-
-    def __init__(self, sampler: DistributedSampler, start: int) -> None:
-        self.sampler, self.start = sampler, start
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(iter(self.sampler), self.start, None)
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.start)
-
-
 # --- files ------------------------------------------------------------------------------------------
-
-
-def _write_checkpoint(directory: Path, stage: Stage, training_state: dict[str, Any] | None) -> None:
-    """Write the stage's weights and config (and ``training_state``) as checkpoint ``directory``."""
-    write_checkpoint(directory, stage.modules(), stage.config(), stage.name, training_state)
 
 
 def _read_training_state(directory: Path) -> dict[str, Any]:
@@ -394,13 +371,6 @@ def _read_training_state(directory: Path) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise InputError(f"training state '{path}' is unreadable ({type(exc).__name__}); "
                          "choose another --out or delete it") from exc
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -430,31 +400,30 @@ def _append_csv(path: Path, row: Mapping[str, Any]) -> None:
 # --- logs -------------------------------------------------------------------------------------------
 
 
-def _tensorboard(directory: Path, purge_step: int) -> Any:
-    """A SummaryWriter on ``directory`` that hides events from ``purge_step`` on; None without tensorboard."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        logger.warning("the tensorboard package is not installed; logging to CSV only (pip install tensorboard)")
-        return None
-    return SummaryWriter(str(directory), purge_step=purge_step)
-
-
 class _Logs:
     """``steps.csv``, ``log.csv`` and TensorBoard of a run; inert on ranks other than 0."""
 
     def __init__(self, out: Path, active: bool, state: _State) -> None:
-        """Cut the logs back to ``state`` (all of them for a fresh run)."""
+        """Cut the logs back to ``state`` (all of them for a fresh run); TensorBoard hides the
+        events after ``state.step`` (no TensorBoard, with a warning, when it is not installed)."""
         self.out, self.active = out, active
         self.writer = None
         if not active:
             return
-        steps = [row for row in _read_csv(out / "steps.csv") if int(row["step"]) <= state.step]
+        steps = []
+        if (out / "steps.csv").is_file():
+            with (out / "steps.csv").open(newline="") as handle:
+                steps = [row for row in csv.DictReader(handle) if int(row["step"]) <= state.step]
         for name, rows in (("steps.csv", steps), ("log.csv", state.history)):
             (out / name).unlink(missing_ok=True)
             if rows:
                 _write_csv(out / name, rows)
-        self.writer = _tensorboard(out / "tensorboard", state.step)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.warning("the tensorboard package is not installed; logging to CSV only (pip install tensorboard)")
+        else:
+            self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=state.step)
 
     def step(self, epoch: int, step: int, metrics: Metrics) -> None:
         if not self.active:
@@ -527,11 +496,6 @@ def _device(config: EngineConfig, local_rank: int, world_size: int) -> torch.dev
     return device
 
 
-def _launch() -> tuple[int, int]:
-    """``(LOCAL_RANK, WORLD_SIZE)`` set by torchrun; ``(0, 1)`` without it."""
-    return int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def _join_world(device: torch.device, local_rank: int, size: int) -> _World:
     """Join the process group of a torchrun launch of ``size`` > 1 processes (NCCL on CUDA, else Gloo)."""
     if size <= 1:
@@ -554,13 +518,6 @@ def _grad_scaler(config: EngineConfig, device: torch.device, stage: Stage) -> to
     if config.amp and device.type != "cuda":
         logger.warning("mixed precision needs CUDA; training %s in float32 on %s", stage.name, device)
     return torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
-
-
-def _check_datasets(stage: Stage, train_set: Dataset, val_set: Dataset | None) -> None:
-    if len(train_set) == 0:
-        raise InputError(f"the training set of {stage.name} is empty; check the dataset folder")
-    if val_set is not None and len(val_set) == 0:
-        raise InputError(f"the validation set of {stage.name} is empty; check the dataset folder")
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
@@ -697,7 +654,7 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _loader(run: _Run, dataset: Dataset, batch_size: int, sampler: Sampler, drop_last: bool) -> DataLoader:
+def _loader(run: _Run, dataset: Dataset, batch_size: int, sampler: Iterable[int], drop_last: bool) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=run.config.num_workers,
                       collate_fn=run.collate_fn, drop_last=drop_last, pin_memory=run.device.type == "cuda")
 
@@ -716,8 +673,8 @@ def _train_batches(run: _Run, epoch: int) -> tuple[Iterator[Any], int]:
     drop_last = len(sampler) > config.batch_size
     batches = len(sampler) // config.batch_size if drop_last else math.ceil(len(sampler) / config.batch_size)
     steps = min(batches, config.max_steps_per_epoch or batches)
-    skip = _Skip(sampler, run.state.batches_done * config.batch_size)
-    loader = _loader(run, run.train_set, config.batch_size, skip, drop_last)
+    rest = list(sampler)[run.state.batches_done * config.batch_size:]
+    loader = _loader(run, run.train_set, config.batch_size, rest, drop_last)
     return itertools.islice(loader, max(0, steps - run.state.batches_done)), steps
 
 
@@ -745,7 +702,7 @@ def _train_epoch(run: _Run, context: StepContext, logs: _Logs, epoch: int) -> Me
                 window = _Means()
             if every and run.state.step % every == 0 and run.state.batches_done < steps:
                 run.state.partial = total.state()
-                _save_last(run)
+                _save(run, "last")
     return total.reduced(run.world, run.device).means()
 
 
@@ -778,9 +735,11 @@ def _learning_rates(optimizers: dict[str, Optimizer]) -> dict[str, float]:
     return {f"lr_{name}": float(optimizer.param_groups[0]["lr"]) for name, optimizer in optimizers.items()}
 
 
-def _save_last(run: _Run) -> None:
+def _save(run: _Run, name: str) -> None:
+    """Rank 0 writes checkpoint ``OUT/<name>``: ``last`` with the training state, ``best`` without."""
     if run.world.is_main:
-        _write_checkpoint(run.out / "last", run.stage, run.training_state())
+        write_checkpoint(run.out / name, run.stage.modules(), run.stage.config(), run.stage.name,
+                         run.training_state() if name == "last" else None)
 
 
 def _monitored(run: _Run, row: dict[str, Any]) -> bool:
@@ -808,8 +767,8 @@ def _end_epoch(run: _Run, logs: _Logs, row: dict[str, Any]) -> None:
     if not run.world.is_main:
         return
     if improved:
-        _write_checkpoint(run.out / "best", run.stage, None)
-    _save_last(run)
+        _save(run, "best")
+    _save(run, "last")
     logs.epoch(run.state.history, run.state.step)
     tqdm.write(f"{run.stage.name} epoch {epoch}/{run.config.epochs}: "
                + ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key != "epoch"))
@@ -882,9 +841,11 @@ def fit(stage: Stage, train_set: Dataset, val_set: Dataset | None, out: str | Pa
             another stage or other settings.
         EmoportraitError: training diverged (a NaN or infinite loss).
     """
-    _check_datasets(stage, train_set, val_set)
+    for name, dataset in (("training", train_set), ("validation", val_set)):
+        if dataset is not None and len(dataset) == 0:
+            raise InputError(f"the {name} set of {stage.name} is empty; check the dataset folder")
     out = Path(out)
-    local_rank, size = _launch()
+    local_rank, size = int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's
     device = _device(config, local_rank, size)
     world = _join_world(device, local_rank, size)
     try:
