@@ -31,7 +31,6 @@ import numpy as np
 from tqdm import tqdm
 
 from . import alignment, audio, media, tracking
-from .drivers import Driver
 from .drivers.procedural import ProceduralDriver
 from .emotions import EmotionSpec
 from .errors import InputError
@@ -39,7 +38,8 @@ from .face import FaceTrack, TrackerConfig, track_frames
 from .face.glasses import hold_frames, thin_frames, wears_glasses
 from .geometry import align_expression
 from .neutralise import neutralise
-from .render import Renderer, WarpRenderer
+from .render import WarpRenderer
+from .types import Driver, Renderer
 from .unfold import unfold
 
 MAX_TARGET_FRAMES = 3000

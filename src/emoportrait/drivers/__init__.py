@@ -1,66 +1,19 @@
 """Drivers turn (speech, emotion) into an expression track in the canonical face frame.
 
-Every driver implements :class:`Driver`: it returns ``(T, 478, 3)`` float32 landmark
-displacements, in canonical units (the reference face's rigid points have RMS
-radius 1), to be added to the target's identity face before 3D-aware alignment.
+Every driver implements :class:`emoportrait.types.Driver`: it returns ``(T, 478, 3)``
+float32 landmark displacements, in canonical units (the reference face's rigid points
+have RMS radius 1), to be added to the target's identity face before 3D-aware alignment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from ..emotions import EmotionSpec
 from ..errors import InputError
-
-
-class Driver(Protocol):
-    """What :func:`emoportrait.pipeline.generate` needs from a driver.
-
-    Attributes:
-        notes: after :meth:`drive`, anything the user should know about how the track
-            was made (e.g. which mouth source was used); ``""`` if nothing.
-    """
-
-    notes: str
-
-    def prepare(self, speech: np.ndarray) -> None:
-        """Called with the ``(S,)`` 16 kHz speech as soon as it is loaded when the target is
-        a video, before it is read and tracked (which takes long enough to hide slow
-        work): a driver may start slow work on the speech in the background."""
-        ...
-
-    def drive(
-        self,
-        speech: np.ndarray,
-        emotion: EmotionSpec,
-        identity: np.ndarray,
-        n_frames: int,
-        fps: float,
-        eye_closure: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Expression track for ``speech``.
-
-        Args:
-            speech: ``(S,)`` float32 mono at 16 kHz.
-            emotion: intensities of the emotions to show.
-            identity: ``(478, 3)`` the target's face in the canonical frame, mouth
-                closed (x toward the subject's left = image right, y down, z away
-                from the camera; rigid points centred with RMS radius 1).
-            n_frames: T, output frames (``ceil(duration * fps)``).
-            fps: output frame rate.
-            eye_closure: ``(T,)`` in [0, 1], how far the target video's own lids are
-                closed on the frame each output frame is drawn on (1: a blink). The
-                track's lids must follow it (its own blinks, if any, give way), so the
-                renderer never has to open a closed lid; None for a still portrait.
-
-        Returns:
-            ``(T, 478, 3)`` float32 displacements in the canonical frame.
-        """
-        ...
+from ..types import Driver
 
 
 def _procedural(weights: Path | None, emotion_audio: np.ndarray | None) -> Driver:
@@ -98,3 +51,6 @@ def make_driver(name: str, weights: Path | None = None, emotion_audio: np.ndarra
     if name not in DRIVERS:
         raise InputError(f"unknown driver '{name}'; choose one of {', '.join(DRIVERS)}")
     return DRIVERS[name](weights, emotion_audio)
+
+
+__all__ = ["DRIVERS", "Driver", "make_driver"]

@@ -21,7 +21,7 @@ see :mod:`emoportrait.training.renderer`) on a real talking clip, 10 CPU minutes
 video loses 1.3 dB of face PSNR from its first to its last 10 frames
 (``benchmarks/neural_renderer.py``).
 
-:class:`NeuralRenderer` implements the :class:`~emoportrait.render.Renderer`
+:class:`NeuralRenderer` implements the :class:`~emoportrait.types.Renderer`
 protocol with a trained run. Per call it
 
 1. resizes the frame to the trained size (W, H) and scales both landmark sets to it;
@@ -297,7 +297,7 @@ def renderer_checkpoint(run: str | Path) -> Path:
 
 
 class NeuralRenderer:
-    """Render frames with a trained neural renderer run (implements :class:`~emoportrait.render.Renderer`).
+    """Render frames with a trained neural renderer run (implements :class:`~emoportrait.types.Renderer`).
 
     :meth:`render` draws at the run's trained size and resizes back (see the module
     docs), so it takes any frame size; :meth:`start` accepts only targets of the
