@@ -6,11 +6,14 @@ import argparse
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..analysis.recognizers.registry import TASKS, models_for
 from ..errors import InputError
 from .settings import add_config_option, configured
+
+if TYPE_CHECKING:  # the training package is imported only when a command trains
+    from ..training import EngineConfig
 
 _ENGINE_SETTINGS = "engine (EngineConfig: epochs, batch_size, max_steps_per_epoch, device, amp, ...)"
 
@@ -36,7 +39,8 @@ def _engine_flags(args: argparse.Namespace) -> dict[str, Any]:
             "engine.checkpoint_every_steps": args.checkpoint_every}
 
 
-def _engine_base(args: argparse.Namespace):
+def _engine_base(args: argparse.Namespace) -> EngineConfig:
+    """The engine config with the command's own default epochs and batch size."""
     from ..training import EngineConfig
 
     return EngineConfig(epochs=args.default_epochs, batch_size=args.default_batch)
