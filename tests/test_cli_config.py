@@ -161,3 +161,34 @@ def test_analyze_takes_its_options_from_the_file(tmp_path, capsys, monkeypatch):
 def test_a_missing_config_file_is_a_one_line_error(tmp_path, capsys):
     code, _, err = _run(capsys, "analyze", "videos", "--config", str(tmp_path / "none.yaml"))
     _assert_one_line_error(code, err, "none.yaml' does not exist")
+
+
+def test_the_file_tunes_the_training_free_driver_and_renderer(tmp_path, capsys, monkeypatch):
+    from emoportrait import pipeline
+
+    class Summary:
+        emotion = ""
+
+        def describe(self) -> str:
+            return "made"
+
+    generate = Called(Summary())
+    monkeypatch.setattr(pipeline, "generate", generate)
+    config = _yaml(tmp_path, "procedural: {opening_gap: 0.4, prototypes: {happy: {AU12: 2.0}}}\n"
+                             "action_units: {au12_corner: [0.12, -0.15, 0.0]}\n"
+                             "warp: {creases: {depth: 0.5}, mouth: {teeth_height: 0.08}}\n")
+    code, out, err = _run(capsys, "generate", "--speech", "s.wav", "--target", "t.png", "-o", str(tmp_path / "o.mp4"),
+                          "--config", config)
+    assert code == 0 and out.strip() == "made", err
+    driver, renderer = generate.kwargs["driver"], generate.kwargs["renderer"]
+    assert driver.config.opening_gap == 0.4 and driver.config.prototypes["happy"]["AU12"] == 2.0
+    assert driver.config.prototypes["happy"]["AU6"] == 1.0               # the rest of the prototype stays
+    assert driver.action_units.au12_corner == (0.12, -0.15, 0.0)
+    assert renderer.config.creases.depth == 0.5 and renderer.config.mouth.teeth_height == 0.08
+
+
+def test_tuning_a_stage_that_is_not_used_is_an_error(tmp_path, capsys):
+    config = _yaml(tmp_path, "warp: {creases: {depth: 0.5}}\nrenderer: {name: neural, weights: run}\n")
+    code, _, err = _run(capsys, "generate", "--speech", "s.wav", "--target", "t.png", "-o", str(tmp_path / "o.mp4"),
+                        "--config", config)
+    _assert_one_line_error(code, err, "warp section(s) tune the warp one, not 'neural'")

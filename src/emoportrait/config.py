@@ -62,17 +62,25 @@ def _items_of(hint: Any) -> Any:
     return args[0] if variadic and (args[0] in _PLAIN or args[0] is Path) else None
 
 
+def _fixed_items(hint: Any) -> tuple[Any, ...] | None:
+    """``(X, Y, ...)`` of a fixed-length ``tuple[X, Y, ...]`` annotation of plain values; None for
+    any other annotation."""
+    args = typing.get_args(hint)
+    fixed = typing.get_origin(hint) is tuple and args and Ellipsis not in args
+    return args if fixed and all(arg in _PLAIN for arg in args) else None
+
+
 def _checked(hint: Any) -> bool:
     """Whether :func:`_typed` checks values of ``hint`` (else it passes them as they are)."""
     return (hint in _PLAIN or hint is type(None) or hint is Path or dataclasses.is_dataclass(hint)
-            or _items_of(hint) is not None)
+            or _items_of(hint) is not None or _fixed_items(hint) is not None)
 
 
 def _typed(cls: type, name: str, value: Any, hint: Any) -> Any:
     """``value`` of setting ``name``, checked against its annotation ``hint``: the plain
     types (an int is a float too, a bool is not an int), paths (from strings), ``tuple[X,
-    ...]`` (from lists), ``X | None`` and nested configs; other annotations (fixed-length
-    tuples, dicts) are passed as they are."""
+    ...]`` and ``tuple[X, Y]`` (from lists), ``X | None`` and nested configs; other
+    annotations (dicts) are passed as they are."""
     union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
     options = typing.get_args(hint) if union else (hint,)
     if value is None and type(None) in options:
@@ -88,9 +96,13 @@ def _typed(cls: type, name: str, value: Any, hint: Any) -> Any:
             return Path(value)
         if _items_of(option) is not None and isinstance(value, (list, tuple)):
             return tuple(_typed(cls, name, item, _items_of(option)) for item in value)
+        fixed = _fixed_items(option)
+        if fixed is not None and isinstance(value, (list, tuple)) and len(value) == len(fixed):
+            return tuple(_typed(cls, name, item, hint) for item, hint in zip(value, fixed))
     if not all(_checked(option) for option in options):
         return value
     wanted = " or ".join("null" if option is type(None) else "a list" if _items_of(option) is not None
+                         else f"a list of {len(_fixed_items(option))} values" if _fixed_items(option) is not None
                          else "a path" if option is Path else option.__name__ for option in options)
     raise InputError(f"{cls.__name__} setting {name} must be {wanted}, not {value!r}")
 

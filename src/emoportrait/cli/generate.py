@@ -43,12 +43,20 @@ class RendererOptions:
 
 def _configs(args: argparse.Namespace) -> dict[str, Any]:
     """The sections of a generate config (``emotion``, ``generate``: the pipeline's
-    :class:`~emoportrait.pipeline.GenerateConfig`, ``driver``, ``renderer``): the
+    :class:`~emoportrait.pipeline.GenerateConfig`, ``driver``, ``renderer``, and the stage
+    configs that tune the training-free driver and renderer: ``procedural``
+    (:class:`~emoportrait.drivers.procedural.ProceduralConfig`), ``action_units``
+    (:class:`~emoportrait.drivers.action_units.ActionUnitConfig`) and ``warp``
+    (:class:`~emoportrait.render.warp.WarpConfig`, its creases and mouth nested)): the
     command's defaults, then ``--config``, then the flags given."""
+    from ..drivers.action_units import ActionUnitConfig
+    from ..drivers.procedural import ProceduralConfig
     from ..pipeline import GenerateConfig
+    from ..render.warp import WarpConfig
 
     base = {"emotion": EmotionOptions(name=args.default_emotion), "generate": GenerateConfig(),
-            "driver": DriverOptions(), "renderer": RendererOptions()}
+            "driver": DriverOptions(), "renderer": RendererOptions(), "procedural": ProceduralConfig(),
+            "action_units": ActionUnitConfig(), "warp": WarpConfig()}
     return configured(base, args.config, {
         "emotion.name": args.emotion, "emotion.intensity": args.intensity, "generate.size": args.size,
         "generate.seed": args.seed, "generate.keep_expression": args.keep_expression, "driver.name": args.driver,
@@ -56,7 +64,20 @@ def _configs(args: argparse.Namespace) -> dict[str, Any]:
         "renderer.weights": args.renderer_weights})
 
 
-def _driver(options: DriverOptions, emotion: EmotionOptions):
+def _tuned(configs: dict[str, Any], sections: dict[str, str], chosen: str, owner: str) -> dict[str, Any]:
+    """The constructor settings of the ``owner`` (``"procedural"``, ``"warp"``) from the config
+    ``sections`` (section → constructor argument), when it is the ``chosen`` one; a section set
+    for another is an error (it would be ignored)."""
+    if chosen == owner:
+        return {argument: configs[section] for section, argument in sections.items()}
+    tuned = [section for section in sections if configs[section] != type(configs[section])()]
+    if tuned:
+        raise InputError(f"the config file's {' and '.join(tuned)} section(s) tune the {owner} one, not "
+                         f"'{chosen}': leave them out or choose {owner}")
+    return {}
+
+
+def _driver(options: DriverOptions, emotion: EmotionOptions, configs: dict[str, Any]):
     """The driver the generate options ask for (:func:`emoportrait.drivers.make_driver`)."""
     from ..audio import load_audio
     from ..drivers import make_driver
@@ -68,11 +89,12 @@ def _driver(options: DriverOptions, emotion: EmotionOptions):
     if options.emotion_audio and (emotion.name != "neutral" or emotion.intensity is not None):
         raise InputError("--emotion-audio gives the emotion, so --emotion and --intensity would be ignored: "
                          "give one or the other")
+    settings = _tuned(configs, {"procedural": "config", "action_units": "action_units"}, options.name, "procedural")
     reference = load_audio(options.emotion_audio) if options.emotion_audio else None
-    return make_driver(options.name, options.weights, reference)
+    return make_driver(options.name, options.weights, reference, settings)
 
 
-def _renderer(options: RendererOptions):
+def _renderer(options: RendererOptions, configs: dict[str, Any]):
     """The renderer the generate options ask for (:func:`emoportrait.render.make_renderer`)."""
     from ..render import make_renderer
 
@@ -80,7 +102,7 @@ def _renderer(options: RendererOptions):
         raise InputError("--renderer-weights belongs to --renderer neural")
     if options.name == "neural" and options.weights is None:
         raise InputError("--renderer neural needs --renderer-weights RUN (emoportrait train renderer ...)")
-    return make_renderer(options.name, options.weights)
+    return make_renderer(options.name, options.weights, _tuned(configs, {"warp": "config"}, options.name, "warp"))
 
 
 def _run_generate(speech: Path, target: Path, output: Path, args: argparse.Namespace) -> None:
@@ -90,8 +112,8 @@ def _run_generate(speech: Path, target: Path, output: Path, args: argparse.Names
     configs = _configs(args)
     emotion, driver = configs["emotion"], configs["driver"]
     spec = parse_emotion(emotion.name, emotion.intensity)
-    summary = generate(speech, spec, target, output, driver=_driver(driver, emotion),
-                       renderer=_renderer(configs["renderer"]), config=configs["generate"], progress=True)
+    summary = generate(speech, spec, target, output, driver=_driver(driver, emotion, configs),
+                       renderer=_renderer(configs["renderer"], configs), config=configs["generate"], progress=True)
     if driver.emotion_audio:
         summary.emotion = f"the emotion of '{driver.emotion_audio.name}'"
     print(summary.describe())
@@ -122,7 +144,9 @@ def _add_generation_options(parser: argparse.ArgumentParser, emotion: str) -> No
     """The options of ``generate`` and ``demo``; each defaults to None, which leaves the
     setting to the ``--config`` file or, without one, to the default its help names."""
     add_config_option(parser, "sections emotion (name, intensity), generate (GenerateConfig: size, seed, "
-                              "keep_expression, ...), driver (name, weights, emotion_audio), renderer (name, weights)")
+                              "keep_expression, ...), driver (name, weights, emotion_audio), renderer (name, weights), "
+                              "and the training-free stages' own: procedural (ProceduralConfig), action_units "
+                              "(ActionUnitConfig), warp (WarpConfig: creases, mouth, ...)")
     parser.set_defaults(default_emotion=emotion)
     parser.add_argument("--emotion",
                         help="neutral, happy, sad, angry, fear, disgusted, surprised or contempt; "

@@ -10,6 +10,8 @@ section per config::
     driver:                 # the generate command's DriverOptions
       name: learned
       weights: runs/a2l     # paths are relative to the working folder
+    warp:                   # WarpConfig, the warp renderer's (nested configs by mapping)
+      creases: {depth: 0.6}
 
 Settings the file leaves out keep the command's defaults; a flag given on the command
 line overrides the file. An unknown section or setting, or a value of the wrong type, is

@@ -8,43 +8,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from ..types import Renderer
 
 
-def _warp(weights: Path | None) -> Renderer:
+def _warp(weights: Path | None, settings: Mapping[str, Any]) -> Renderer:
     if weights is not None:
         raise InputError("the warp renderer is training-free and takes no weights: they are the neural renderer's")
     from .warp import WarpRenderer
 
-    return WarpRenderer()
+    return WarpRenderer(**settings)
 
 
-def _neural(weights: Path | None) -> Renderer:
+def _neural(weights: Path | None, settings: Mapping[str, Any]) -> Renderer:
     if weights is None:
         raise InputError("the neural renderer needs a renderer run (emoportrait train renderer ...)")
+    if settings:
+        raise InputError(f"the neural renderer takes no settings ({', '.join(settings)}): its run holds them")
     from .neural import NeuralRenderer
 
     return NeuralRenderer(weights)
 
 
-RENDERERS: dict[str, Callable[[Path | None], Renderer]] = {"warp": _warp, "neural": _neural}
-"""Every renderer by name: ``weights run or None`` → renderer. A renderer is imported only when
-made (the neural one needs torch)."""
+RENDERERS: dict[str, Callable[[Path | None, Mapping[str, Any]], Renderer]] = {"warp": _warp, "neural": _neural}
+"""Every renderer by name: ``(weights run or None, settings)`` → renderer. A renderer is imported
+only when made (the neural one needs torch)."""
 
 
-def make_renderer(name: str, weights: Path | None = None) -> Renderer:
-    """The renderer called ``name`` (:data:`RENDERERS`) from its run ``weights``, where it takes one.
+def make_renderer(name: str, weights: Path | None = None, settings: Mapping[str, Any] | None = None) -> Renderer:
+    """The renderer called ``name`` (:data:`RENDERERS`) from its run ``weights``, where it takes one;
+    ``settings``: its configs by constructor argument (the warp renderer's ``config``).
 
     Raises:
-        InputError: an unknown name, or weights the renderer cannot take (or lacks).
+        InputError: an unknown name, or weights or settings the renderer cannot take (or lacks).
     """
     if name not in RENDERERS:
         raise InputError(f"unknown renderer '{name}'; choose one of {', '.join(RENDERERS)}")
-    return RENDERERS[name](weights)
+    return RENDERERS[name](weights, settings or {})
 
 
 def __getattr__(name: str):
