@@ -30,7 +30,7 @@
 6. A contact sheet ``OUT/neural_renderer.png``: the face of the first 3 and the last
    3 held-out frames, rows real | warp | neural (video target) | neural (still).
 
-    .venv/bin/python benchmarks/neural_renderer.py [--minutes 10] [--unroll 1] [--out neural_renderer/]
+    .venv/bin/python benchmarks/neural_renderer.py [--minutes 10] [--unroll 1] [--no-reference] [--out neural_renderer/]
 
 Measured: see the README's "The neural renderer" (10 min on 2 CPU cores, 128²).
 """
@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--held-out", type=float, default=0.25,
                         help="share of the clip held out (default: %(default)s)")
     parser.add_argument("--base-width", type=int, default=16, help="generator base width (default: %(default)s)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="train without the reference frame (the appearance anchor), as before it was added")
     parser.add_argument("--disc-width", type=int, default=32, help="discriminator width (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=2, help="(default: %(default)s)")
     parser.add_argument("--steps-per-epoch", type=int, default=25, help="(default: %(default)s)")
@@ -151,11 +153,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    config = RendererConfig(size=args.size, generator=GeneratorConfig(base_width=args.base_width),
+    generator = GeneratorConfig(base_width=args.base_width, reference=not args.no_reference)
+    config = RendererConfig(size=args.size, generator=generator,
                             discriminator_width=args.disc_width, unroll=args.unroll, val_fraction=args.held_out)
     video = load_subject(args.clip, config)
     config = subject_config(config, video)
-    run = args.out / f"run_unroll{args.unroll}"
+    run = args.out / f"run_unroll{args.unroll}{'_noref' if args.no_reference else ''}"
     steps, seconds = train(video, config, run, args.minutes, args.batch, args.steps_per_epoch)
     held = range(video.held_out(config), len(video.frames))
     real = video.frames[held.start:]

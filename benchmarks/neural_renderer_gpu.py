@@ -43,7 +43,8 @@ class RandomWindows(Dataset):
         shape = (self.config.size, self.config.width)
         return {"frames": torch.rand(frames, 3, *shape, generator=generator) * 2 - 1,
                 "edges": torch.rand(frames, 2, *shape, generator=generator).round(),
-                "region": torch.ones(drawn, 1, *shape), "mask": torch.ones(drawn, 1, *shape)}
+                "region": torch.ones(drawn, 1, *shape), "mask": torch.ones(drawn, 1, *shape),
+                "reference": torch.rand(3, *shape, generator=generator) * 2 - 1}
 
 
 def training_speed(config: RendererConfig, device: str, amp: bool, steps: int, batch: int, out: Path) -> float:

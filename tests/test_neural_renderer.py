@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import csv
 import math
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -88,8 +88,13 @@ def test_edge_map_scales_landmarks_to_the_requested_size(frames, landmarks):
 
 def test_generator_and_discriminators_shapes():
     config = GeneratorConfig(history=3, base_width=8, max_width=16, downsamplings=2, residual_blocks=1)
-    output = Generator(config)(torch.rand(2, 2, 32, 48), torch.rand(2, 3, 3, 32, 48) * 2 - 1)
+    reference = torch.rand(2, 3, 32, 48) * 2 - 1
+    output = Generator(config)(torch.rand(2, 2, 32, 48), torch.rand(2, 3, 3, 32, 48) * 2 - 1, reference)
     assert output.shape == (2, 3, 32, 48) and output.abs().max() <= 1
+    with pytest.raises(ValueError, match="reference"):
+        Generator(config)(torch.rand(2, 2, 32, 48), torch.rand(2, 3, 3, 32, 48))
+    unanchored = Generator(replace(config, reference=False))(torch.rand(2, 2, 32, 48), torch.rand(2, 3, 3, 32, 48))
+    assert unanchored.shape == (2, 3, 32, 48)
     scales = MultiscaleDiscriminator(5, 8, 2, scales=2)(torch.rand(2, 5, 32, 48))
     assert len(scales) == 2 and all(layers[-1].shape[:2] == (2, 1) for layers in scales)
 
@@ -101,10 +106,11 @@ def test_a_row_is_drawn_as_a_video_is_with_gradients_through_it():
     masks = torch.zeros(1, 3, 1, 8, 8)
     masks[..., 2:6, 2:6] = 1.0
     seeds = (torch.rand(1, 2, 3, 8, 8) * 2 - 1).requires_grad_()
-    drawn, composited = generator.draw_in_a_row(edges, frames, masks, seeds)
+    reference = torch.rand(1, 3, 8, 8) * 2 - 1
+    drawn, composited = generator.draw_in_a_row(edges, frames, masks, seeds, reference)
     history = [seeds[:, 0], seeds[:, 1]]
     for step in range(3):  # as NeuralRenderer.render: each frame after the two composited ones before it
-        expected = generator(edges[:, step], torch.stack(history[-2:], dim=1))
+        expected = generator(edges[:, step], torch.stack(history[-2:], dim=1), reference)
         assert torch.allclose(drawn[:, step], expected, atol=1e-6)
         history.append(frames[:, step] + masks[:, step] * (expected - frames[:, step]))
         assert torch.allclose(composited[:, step], history[-1], atol=1e-6)
@@ -123,6 +129,10 @@ def test_training_windows_hold_the_history_and_the_frames_to_draw(subject_video)
     assert window_length(config) == 5 and item["frames"].shape == (5, 3, 64, 64)
     assert item["edges"].shape == (5, 2, 64, 64) and item["region"].shape == item["mask"].shape == (3, 1, 64, 64)
     assert 0.0 < item["mask"].mean() < item["region"].mean() <= 1.0  # the mask ramps up inside the region
+    start = video.held_out(config)
+    assert set(train.references) <= set(range(start)) and list(val.references) == [start]
+    assert item["reference"].shape == (3, 64, 64)
+    assert torch.equal(val[0]["reference"], val[len(val) - 1]["reference"])  # a held-out video's first frame
     assert min(val.ends) - 4 >= video.held_out(config) > max(train.ends)
     with pytest.raises(InputError, match="unroll must be at least 1"):
         RendererConfig(unroll=0)

@@ -1,9 +1,10 @@
 """Neural renderer: EVP's per-subject edge-to-face network (vid2vid style) and its inference.
 
 The :class:`Generator` draws a frame from the frame's edge map
-(:func:`~emoportrait.render.edges.edge_map`) and the ``K`` frames generated before
-it (vid2vid's temporal conditioning): their channels are concatenated into one
-input, ``(B, 2 + 3K, H, W)``, and a U-Net-style encoder-decoder (reflect-padded
+(:func:`~emoportrait.render.edges.edge_map`), the ``K`` frames generated before
+it (vid2vid's temporal conditioning) and a *reference*: one real frame of the target,
+fixed for the whole video (few-shot vid2vid's appearance anchor). Their channels are
+concatenated into one input, ``(B, 2 + 3K + 3, H, W)``, and a U-Net-style encoder-decoder (reflect-padded
 convolutions, instance norm, residual blocks at the bottleneck, additive skips)
 returns the RGB frame in [-1, 1] (tanh). It is trained on one subject's video by
 :mod:`emoportrait.training.renderer` (``emoportrait train renderer``).
@@ -18,8 +19,12 @@ beyond what re-seeding every frame from the target frame gives, and the full fra
 0.35 dB per frame after 600 training steps, 0.15 dB after 1300 (128², CPU, on a
 video that ``generate`` made). Trained in rows (:meth:`Generator.draw_in_a_row`,
 see :mod:`emoportrait.training.renderer`) on a real talking clip, 10 CPU minutes, a 2 s held-out
-video loses 1.3 dB of face PSNR from its first to its last 10 frames
-(``benchmarks/neural_renderer.py``).
+video still lost 1.1-1.3 dB of face PSNR from its first to its last 10 frames, with dark
+smudges growing over the eyes: colour and shading had nothing to hold on to but the
+frames drawn before. The reference holds them: a real frame the network never drew;
+training gives it a random frame of the subject's video, so the network learns to take
+the appearance from it and the shape from the edge map. With it the same video loses
+0.97 dB and keeps one skin tone (``benchmarks/neural_renderer.py``, README).
 
 :class:`NeuralRenderer` implements the :class:`~emoportrait.types.Renderer`
 protocol with a trained run. Per call it
@@ -27,8 +32,9 @@ protocol with a trained run. Per call it
 1. resizes the frame to the trained size (W, H) and scales both landmark sets to it;
 2. draws the edge map: the *target* landmarks' contours plus the frame's edges
    outside the face region of both the target and the source face;
-3. runs the generator on it and the previous ``K`` outputs (state kept between
-   calls; the first call seeds all ``K`` with the frame itself);
+3. runs the generator on it, the previous ``K`` outputs and the reference (state
+   kept between calls; the first call seeds all ``K`` and the reference with the
+   frame itself);
 4. resizes the output back to the frame's size and, with ``composite_face_only``
    (the default, see below), keeps the frame itself outside the face region: output
    = mask · generated + (1 − mask) · frame, the mask being the face region of both
@@ -108,6 +114,7 @@ class GeneratorConfig:
     downsamplings: int = 4      # stride-2 stages; frame sides must be multiples of 2 ** downsamplings
     residual_blocks: int = 4    # residual blocks at the bottleneck
     history_pool: int = 4       # history frames are averaged over blocks of this many pixels (1: as they are)
+    reference: bool = True      # a fixed real frame of the target is an input too (the appearance anchor)
 
     def __post_init__(self) -> None:
         for name in ("history", "base_width", "max_width", "downsamplings", "residual_blocks", "history_pool"):
@@ -158,7 +165,7 @@ class Generator(nn.Module):
         super().__init__()
         self.config = config
         widths = [min(config.base_width * 2**level, config.max_width) for level in range(config.downsamplings + 1)]
-        self.stem = _conv(EDGE_CHANNELS + 3 * config.history, widths[0], kernel=7)
+        self.stem = _conv(EDGE_CHANNELS + 3 * config.history + 3 * config.reference, widths[0], kernel=7)
         self.down = nn.ModuleList(_conv(widths[i], widths[i + 1], stride=2) for i in range(config.downsamplings))
         self.middle = nn.Sequential(*(_Residual(widths[-1]) for _ in range(config.residual_blocks)))
         self.up = nn.ModuleList(
@@ -175,10 +182,16 @@ class Generator(nn.Module):
         return F.interpolate(F.avg_pool2d(history, pool), size=history.shape[-2:], mode="bilinear",
                              align_corners=False)
 
-    def forward(self, edges: Tensor, history: Tensor) -> Tensor:
-        """``edges`` ``(B, 2, H, W)`` in [0, 1] and ``history`` ``(B, K, 3, H, W)`` in [-1, 1]
-        (oldest first) → ``(B, 3, H, W)`` RGB in [-1, 1]."""
-        x = self.stem(torch.cat([edges, self._low_pass(history.flatten(1, 2))], dim=1))
+    def forward(self, edges: Tensor, history: Tensor, reference: Tensor | None = None) -> Tensor:
+        """``edges`` ``(B, 2, H, W)`` in [0, 1], ``history`` ``(B, K, 3, H, W)`` in [-1, 1]
+        (oldest first) and, with ``config.reference``, ``reference`` ``(B, 3, H, W)`` in [-1, 1]
+        → ``(B, 3, H, W)`` RGB in [-1, 1]."""
+        inputs = [edges, self._low_pass(history.flatten(1, 2))]
+        if self.config.reference:
+            if reference is None:
+                raise ValueError("this generator draws from a reference frame: pass reference (B, 3, H, W)")
+            inputs.append(reference)
+        x = self.stem(torch.cat(inputs, dim=1))
         skips = []
         for down in self.down:
             skips.append(x)
@@ -188,7 +201,8 @@ class Generator(nn.Module):
             x = up(x) + skip
         return self.head(x)
 
-    def draw_in_a_row(self, edges: Tensor, frames: Tensor, masks: Tensor, seeds: Tensor) -> tuple[Tensor, Tensor]:
+    def draw_in_a_row(self, edges: Tensor, frames: Tensor, masks: Tensor, seeds: Tensor,
+                      reference: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Draw ``U`` consecutive frames as :class:`NeuralRenderer` draws a video: each from its edge
         map and the ``K`` frames before it, those being the composited outputs once there are any.
 
@@ -200,6 +214,8 @@ class Generator(nn.Module):
                 where ``masks`` is 0.
             masks: ``(B, U, 1, H, W)`` in [0, 1], the :func:`composite_mask` of each frame.
             seeds: ``(B, K, 3, H, W)`` in [-1, 1], the history of the first frame (oldest first).
+            reference: ``(B, 3, H, W)`` in [-1, 1], the reference of the whole row (with
+                ``config.reference``).
 
         Returns:
             ``(B, U, 3, H, W)`` the outputs and ``(B, U, 3, H, W)`` the outputs composited over
@@ -208,7 +224,7 @@ class Generator(nn.Module):
         """
         history, outputs, composited = list(seeds.unbind(1)), [], []
         for step in range(edges.shape[1]):
-            output = self(edges[:, step], torch.stack(history[-self.config.history:], dim=1))
+            output = self(edges[:, step], torch.stack(history[-self.config.history:], dim=1), reference)
             outputs.append(output)
             composited.append(frames[:, step] + masks[:, step] * (output - frames[:, step]))
             history.append(composited[-1])
@@ -235,7 +251,7 @@ def face_redraw_error(generator: Generator, edges: Tensor, frames: Tensor, regio
     """How well ``generator`` redraws frames from their own edge maps, seeded with themselves.
 
     Each frame is drawn as the first frame of a video is at inference: from its own
-    edge map, with all ``K`` history frames the frame itself. On the subject it was
+    edge map, with all ``K`` history frames and the reference the frame itself. On the subject it was
     trained on this is near the held-out error; another person's face comes out
     with the trained subject's features, and the error rises (the subject check of
     :meth:`NeuralRenderer.start`).
@@ -250,7 +266,7 @@ def face_redraw_error(generator: Generator, edges: Tensor, frames: Tensor, regio
         ``(B,)`` mean absolute error over each face region, intensities in [0, 1].
     """
     history = frames[:, None].expand(-1, generator.config.history, -1, -1, -1)
-    error = (generator(edges, history) - frames).abs().mean(dim=1, keepdim=True) / 2
+    error = (generator(edges, history, frames) - frames).abs().mean(dim=1, keepdim=True) / 2
     return (error * regions).flatten(1).sum(1) / regions.flatten(1).sum(1).clamp_min(1.0)
 
 
@@ -335,10 +351,12 @@ class NeuralRenderer:
         self.subject = str(settings.get("subject", ""))
         self.held_out_face_error = float(settings.get("held_out_face_error", 0.0))
         self._history: deque[Tensor] = deque(maxlen=self.generator.config.history)
+        self._reference: Tensor | None = None
 
     def reset(self) -> None:
-        """Forget the previous outputs: the next frame starts a new sequence."""
+        """Forget the previous outputs and the reference: the next frame starts a new sequence."""
         self._history.clear()
+        self._reference = None
 
     def start(self, frames: Sequence[np.ndarray], landmarks: np.ndarray, found: np.ndarray) -> None:
         """Begin a video: :meth:`reset`, and check that the run can draw this target.
@@ -407,9 +425,11 @@ class NeuralRenderer:
             raise ValueError(f"source and target must both be (478, 2+), got {source.shape} and {target.shape}")
         frame_size = (frame.shape[1], frame.shape[0])
         if not self._history:
-            self._history.extend([frames_to_tensor(resize(frame, self.size)).to(self.device)] * self._history.maxlen)
+            self._reference = frames_to_tensor(resize(frame, self.size)).to(self.device)
+            self._history.extend([self._reference] * self._history.maxlen)
         edges = edges_to_tensor(edge_map(target, frame, self.size, self.edges, frame_landmarks=source))
-        generated = self.generator(edges[None].to(self.device), torch.stack(list(self._history))[None])
+        generated = self.generator(edges[None].to(self.device), torch.stack(list(self._history))[None],
+                                   self._reference[None])
         output = resize(tensor_to_frames(generated[0]), frame_size)
         if self.composite_face_only:
             output = composite(output, frame, [target, source], self.edges)

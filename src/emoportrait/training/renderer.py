@@ -2,7 +2,10 @@
 
 The renderer learns self-reconstruction, as EVP's vid2vid stage does: frames of
 the target video are drawn from their own edge maps and the ``K`` frames before
-them. A training window is ``K`` real frames followed by ``U``
+them, and from a reference frame: a training window's is a frame of the training
+part drawn at random (the held-out windows' is the first held-out frame, as a video's
+first frame is at inference), so the network learns to take the face's appearance
+from any frame of the subject and its shape from the edge map. A training window is ``K`` real frames followed by ``U``
 (:attr:`RendererConfig.unroll`, 3: more than ``K`` = 2) frames that the generator draws in
 a row, exactly as a video is drawn at inference
 (:meth:`~emoportrait.render.neural.Generator.draw_in_a_row`): each after the ones
@@ -190,7 +193,10 @@ class SubjectVideo:
                              f"({len(train)} training and {len(val)} held-out windows of {length}); "
                              "give a video where the face stays in view")
         history, unroll = config.generator.history, config.unroll
-        return RendererWindows(self, train, history, unroll), RendererWindows(self, val, history, unroll)
+        references = np.flatnonzero(self.usable[:start])
+        first_held_out = start + int(np.argmax(self.usable[start:]))
+        return (RendererWindows(self, train, history, unroll, references),
+                RendererWindows(self, val, history, unroll, np.array([first_held_out])))
 
 
 def window_length(config: RendererConfig) -> int:
@@ -202,13 +208,16 @@ class RendererWindows(Dataset):
     """Windows of ``K + U`` consecutive frames of a :class:`SubjectVideo`, one per end frame.
 
     An item is a dict (oldest frame first): ``frames`` ``(K + U, 3, H, W)`` in [-1, 1]
-    and ``edges`` ``(K + U, 2, H, W)`` in [0, 1] of the whole window, and ``region``
+    and ``edges`` ``(K + U, 2, H, W)`` in [0, 1] of the whole window, ``region``
     and ``mask`` ``(U, 1, H, W)`` in [0, 1], the face regions and composite masks of
-    the ``U`` frames to draw.
+    the ``U`` frames to draw, and ``reference`` ``(3, H, W)`` in [-1, 1]: one of the
+    ``references`` frames, drawn at random (torch's generator) when there are several.
     """
 
-    def __init__(self, video: SubjectVideo, ends: list[int], history: int, unroll: int) -> None:
+    def __init__(self, video: SubjectVideo, ends: list[int], history: int, unroll: int,
+                 references: np.ndarray) -> None:
         self.video, self.ends, self.history, self.unroll = video, ends, history, unroll
+        self.references = references
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -216,8 +225,10 @@ class RendererWindows(Dataset):
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         end = self.ends[index]
         span, drawn = slice(end - self.history - self.unroll + 1, end + 1), slice(end - self.unroll + 1, end + 1)
+        reference = self.references[int(torch.randint(len(self.references), ()))]
         return {"frames": frames_to_tensor(self.video.frames[span]), "edges": edges_to_tensor(self.video.edges[span]),
-                "region": _unit(self.video.regions[drawn]), "mask": _unit(self.video.masks[drawn])}
+                "region": _unit(self.video.regions[drawn]), "mask": _unit(self.video.masks[drawn]),
+                "reference": frames_to_tensor(self.video.frames[reference])}
 
 
 def _unit(masks: np.ndarray) -> Tensor:
@@ -392,7 +403,8 @@ class RendererStage(Stage):
         seeds, real, edges = self._split(batch)
         region = 1.0 + config.face_l1_boost * batch["region"].flatten(0, 1)
         with context.autocast():
-            fake, composited = context.call("generator", "draw_in_a_row", edges, real, batch["mask"], seeds)
+            fake, composited = context.call("generator", "draw_in_a_row", edges, real, batch["mask"], seeds,
+                                            batch["reference"])
             row = torch.cat([seeds, composited], 1)
             real_pair, real_sequence = self._inputs(edges, real, batch["frames"])
             fake_pair, fake_sequence = self._inputs(edges, fake.detach(), row.detach())
@@ -423,7 +435,7 @@ class RendererStage(Stage):
         training, and the face region's :func:`~emoportrait.render.neural.face_redraw_error` of
         their last frames; intensities in [0, 1]."""
         seeds, real, edges = self._split(batch)
-        fake, _ = self.generator.draw_in_a_row(edges, real, batch["mask"], seeds)
+        fake, _ = self.generator.draw_in_a_row(edges, real, batch["mask"], seeds, batch["reference"])
         regions = batch["region"].flatten(0, 1)
         return {"l1": (fake - real).abs().mean().item() / 2,
                 "face_l1": _weighted_l1(fake.flatten(0, 1), real.flatten(0, 1), regions).item() / 2,
@@ -448,7 +460,8 @@ class RendererStage(Stage):
         if self.held_out is not None:
             metrics.update(video_drift(self.generator, {key: value.to(device) for key, value in self.held_out.items()}))
         seeds, real, edges = (part.to(device) for part in self._split(self.samples))
-        fake, _ = self.generator.draw_in_a_row(edges, real, self.samples["mask"].to(device), seeds)
+        fake, _ = self.generator.draw_in_a_row(edges, real, self.samples["mask"].to(device), seeds,
+                                               self.samples["reference"].to(device))
         last_edges = self.samples["edges"][:, -1]
         previews = [edge_preview(e) for e in last_edges.mul(255).round().to(torch.uint8).movedim(1, -1).numpy()]
         rows = [np.concatenate([preview, generated, frame], axis=1)
@@ -482,12 +495,12 @@ def held_out_video(video: SubjectVideo, config: RendererConfig) -> dict[str, Ten
 
 def video_drift(generator: Generator, clip: dict[str, Tensor]) -> dict[str, float]:
     """Draw ``clip`` (:func:`held_out_video`) as one video, seeded with its first frame as
-    :class:`~emoportrait.render.neural.NeuralRenderer` seeds a video, and return the face-region
+    :class:`~emoportrait.render.neural.NeuralRenderer` seeds a video (history and reference), and return the face-region
     :func:`region_psnr` of its first and its last :data:`DRIFT_SPAN` frames (composited, against
     the real frames): ``video_psnr_first`` and ``video_psnr_last``."""
     frames = clip["frames"]
     seeds = frames[:1, None].expand(-1, generator.config.history, -1, -1, -1)
-    _, drawn = generator.draw_in_a_row(clip["edges"][None], frames[None], clip["mask"][None], seeds)
+    _, drawn = generator.draw_in_a_row(clip["edges"][None], frames[None], clip["mask"][None], seeds, frames[:1])
     first, last = slice(0, DRIFT_SPAN), slice(-DRIFT_SPAN, None)
     return {"video_psnr_first": region_psnr(drawn[0, first], frames[first], clip["region"][first]),
             "video_psnr_last": region_psnr(drawn[0, last], frames[last], clip["region"][last])}
