@@ -210,13 +210,17 @@ def mouth_change(source: np.ndarray, target: np.ndarray) -> float:
     return float(np.sqrt(((shapes[0] - shapes[1]) ** 2).sum(-1).mean()))
 
 
+def nose_length(landmarks: np.ndarray) -> float:
+    """Pixels from the nose's bridge (between the eyes) to its base in ``(478, 2+)`` landmark pixels."""
+    return max(float(np.linalg.norm(landmarks[_SUBNASALE, :2] - landmarks[_NOSE_BRIDGE, :2])), 1e-3)
+
+
 def upper_lip_drop(landmarks: np.ndarray) -> float:
     """How far the upper inner lip's middle hangs below the nose's base, along the mouth's
-    down axis, in nose lengths (bridge to base) of ``(478, 2+)`` landmark pixels. The nose is
+    down axis, in :func:`nose_length` units of ``(478, 2+)`` landmark pixels. The nose is
     fixed to the skull, as the upper teeth are: the lip rising above its rest drop uncovers them."""
-    coordinates = mouth_frame(landmarks)
-    nose = max(float(np.linalg.norm(landmarks[_SUBNASALE, :2] - landmarks[_NOSE_BRIDGE, :2])), 1e-3)
-    return float((landmarks[_UPPER_LIP_MIDDLE, :2] - landmarks[_SUBNASALE, :2]) @ coordinates.axes[1] / nose)
+    down = mouth_frame(landmarks).axes[1]
+    return float((landmarks[_UPPER_LIP_MIDDLE, :2] - landmarks[_SUBNASALE, :2]) @ down / nose_length(landmarks))
 
 
 def polygon_mask(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -473,9 +477,8 @@ class MouthPainter:
         landmark pixels: ``teeth_height``, plus how far the lip has risen above its rest."""
         if self.rest_drop is None:
             return self.config.teeth_height
-        width = mouth_frame(landmarks).width
-        nose = float(np.linalg.norm(landmarks[_SUBNASALE, :2] - landmarks[_NOSE_BRIDGE, :2]))
-        lift = max(self.rest_drop - upper_lip_drop(landmarks), 0.0) * nose / width
+        rise = max(self.rest_drop - upper_lip_drop(landmarks), 0.0)  # nose lengths
+        lift = rise * nose_length(landmarks) / mouth_frame(landmarks).width
         return min(self.config.teeth_height + lift, self.strip.depth)
 
     def interior(self, coordinates: MouthFrame, origin: np.ndarray, shape: tuple[int, int],
