@@ -94,7 +94,9 @@ EMOTION_CHECKS = {
     "happy": [(61, 1, -1), (291, 1, -1)],
     "sad": [(61, 1, +1), (291, 1, +1)],
     "surprised": [(105, 1, -1), (334, 1, -1)],
-    "angry": [(105, 1, +1), (334, 1, +1), (0, 1, -1)],   # brows down (AU4), teeth bared (AU10)
+    # brows down (AU4), teeth bared (AU10: the re-tracked upper lip rises 0.015, -0.004 without AU10;
+    # the tracker reads the lip lower over the teeth a raised lip now uncovers, 0.021 before)
+    "angry": [(105, 1, +1), (334, 1, +1), (0, 1, -1, 0.01)],
     "fear": [(107, 1, -1), (336, 1, -1)],  # inner brows up (AU1; AU4 holds the middle: oblique brows)
     "disgusted": [(0, 1, -1), (105, 1, +1), (334, 1, +1)],  # upper lip up (AU10), brows down (AU4)
 }
@@ -118,9 +120,10 @@ def emotion_canonicals(tmp_path_factory, still_file):
 @pytest.mark.parametrize("emotion", list(EMOTION_CHECKS))
 def test_each_emotion_moves_its_action_units(emotion_canonicals, emotion):
     neutral, shown = emotion_canonicals["neutral"], emotion_canonicals[emotion]
-    for index, axis, sign in EMOTION_CHECKS[emotion]:
+    for index, axis, sign, *least in EMOTION_CHECKS[emotion]:
         moved = sign * (shown[index, axis] - neutral[index, axis])
-        assert moved > 0.02, f"{emotion}: landmark {index} moved {moved:+.3f} along axis {axis}"
+        threshold = least[0] if least else 0.02
+        assert moved > threshold, f"{emotion}: landmark {index} moved {moved:+.3f} along axis {axis}"
 
 
 def test_contempt_is_one_sided(emotion_canonicals):
