@@ -118,24 +118,23 @@ def test_mfcc_equals_evps_on_real_mead_speech():
 
 
 def test_window_starts_match_evp_at_25_fps():
-    starts = audio.window_starts(200, CFG)
+    starts = audio.window_starts(200, 25.0, CFG)
     np.testing.assert_array_equal(starts, 4 * (np.arange(200) - 3))
 
 
 def test_window_starts_are_centred_at_other_fps():
-    config = AudioConfig(fps=30.0)
-    starts = audio.window_starts(300, config)
-    centres = starts + config.window_steps / 2  # window's centre, in steps
+    starts = audio.window_starts(300, 30.0, CFG)
+    centres = starts + CFG.window_steps / 2  # window's centre, in steps
     frame_middles = (np.arange(300) + 0.5) / 30.0 * 100.0
     assert np.max(np.abs(centres - frame_middles)) <= 0.5
 
 
 def test_mfcc_windows_shape_and_edge_padding():
     samples = tone(300, 1.23) * np.linspace(0.2, 1.0, round(1.23 * SR), dtype=np.float32)
-    windows = audio.mfcc_windows(samples, CFG)
+    windows = audio.mfcc_windows(samples, 25.0, CFG)
     n_frames = math.ceil(1.23 * 25)
     assert windows.shape == (n_frames, 28, 12)
-    assert audio.frame_count(len(samples), CFG) == n_frames
+    assert audio.frame_count(len(samples), 25.0, CFG) == n_frames
     features = audio.mfcc(samples, CFG)
     # Frame 0's window starts at step -12: 12 replicated copies of step 0, then steps 0..15.
     np.testing.assert_array_equal(windows[0, :12], np.repeat(features[:1], 12, axis=0))
@@ -152,9 +151,9 @@ def test_mfcc_windows_shape_and_edge_padding():
 
 def test_mfcc_windows_forced_frame_count():
     samples = tone(300, 1.0)
-    windows = audio.mfcc_windows(samples, CFG)
-    longer = audio.mfcc_windows(samples, CFG, n_frames=40)
-    shorter = audio.mfcc_windows(samples, CFG, n_frames=10)
+    windows = audio.mfcc_windows(samples, 25.0, CFG)
+    longer = audio.mfcc_windows(samples, 25.0, CFG, n_frames=40)
+    shorter = audio.mfcc_windows(samples, 25.0, CFG, n_frames=10)
     assert longer.shape == (40, 28, 12)
     np.testing.assert_array_equal(longer[:25], windows)
     np.testing.assert_array_equal(shorter, windows[:10])
@@ -165,7 +164,7 @@ def test_mfcc_windows_forced_frame_count():
 def test_tone_burst_lands_in_the_right_window():
     samples = np.zeros(2 * SR, dtype=np.float32)
     samples[SR : SR + 640] = tone(1000, 0.04)  # 1.00 s - 1.04 s: exactly video frame 25
-    windows = audio.mfcc_windows(samples, CFG)
+    windows = audio.mfcc_windows(samples, 25.0, CFG)
     background = np.median(windows.reshape(-1, 12), axis=0)
     strength = np.linalg.norm(windows - background, axis=2)  # (T, 28)
     assert int(np.argmax(strength[:, 12:16].sum(axis=1))) == 25
@@ -179,11 +178,11 @@ def test_tone_burst_lands_in_the_right_window():
 
 def test_silence_is_the_middle_second():
     samples = np.concatenate([tone(440, 1.0), np.zeros(SR, np.float32), tone(440, 1.0)])
-    loudness = audio.frame_loudness(samples, CFG)
+    loudness = audio.frame_loudness(samples, 25.0, CFG)
     assert loudness.shape == (75,)
     assert abs(float(np.median(loudness[:25])) - 20 * math.log10(0.5 / math.sqrt(2))) < 0.1
     assert loudness[30] == audio.LOUDNESS_FLOOR_DB
-    silent = np.flatnonzero(audio.silence_mask(samples, CFG))
+    silent = np.flatnonzero(audio.silence_mask(samples, 25.0, CFG))
     assert 24 <= silent.min() <= 26 and 48 <= silent.max() <= 50
     assert len(silent) == silent.max() - silent.min() + 1  # one contiguous stretch
 
@@ -191,16 +190,16 @@ def test_silence_is_the_middle_second():
 def test_short_dip_is_not_silence():
     samples = tone(440, 1.0)
     samples[7680:8320] = 0.0  # 40 ms dip at 0.48 s: all of frame 12
-    loudness = audio.frame_loudness(samples, CFG)
+    loudness = audio.frame_loudness(samples, 25.0, CFG)
     assert loudness[12] < loudness[0] - 40.0  # the dip itself is below the threshold...
-    assert not audio.silence_mask(samples, CFG).any()  # ...but too short to count
+    assert not audio.silence_mask(samples, 25.0, CFG).any()  # ...but too short to count
 
 
 def test_quiet_clip_is_silent_by_absolute_floor_and_extra_frames_are_silent():
     quiet = tone(440, 1.0, amplitude=10 ** (-70 / 20))
-    assert audio.silence_mask(quiet, CFG).all()
+    assert audio.silence_mask(quiet, 25.0, CFG).all()
     loud = tone(440, 1.0)
-    mask = audio.silence_mask(loud, CFG, n_frames=30)
+    mask = audio.silence_mask(loud, 25.0, CFG, n_frames=30)
     assert not mask[:25].any() and mask[25:].all()
 
 

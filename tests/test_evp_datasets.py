@@ -32,7 +32,7 @@ class _Cache:
                 n_frames = len(features) // 4
                 self.clips[f"{sentence}_{emotion}"] = SimpleNamespace(
                     subject="M001", emotion=emotion, sentence=sentence, fps=25.0, mfcc=features,
-                    mfcc_windows=audio.step_windows(features, n_frames))
+                    mfcc_windows=audio.step_windows(features, n_frames, 25.0))
             slow = np.stack([np.repeat(np.arange(N_STEPS), 2), np.arange(2 * N_STEPS)], axis=1)
             for a, b, path in ((f"{sentence}_happy", f"{sentence}_sad", slow),
                                (f"{sentence}_sad", f"{sentence}_happy", slow[:, ::-1])):

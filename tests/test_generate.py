@@ -71,9 +71,9 @@ def test_output_is_as_long_as_the_speech_with_audio_in_sync(still_output):
 def test_retracked_mouth_follows_the_loudness(still_output):
     out, summary = still_output
     opening = _mouth_opening(out)
-    loudness = audio.frame_loudness(speechlike(4.0), n_frames=summary.n_frames)
+    loudness = audio.frame_loudness(speechlike(4.0), media.STILL_FPS, n_frames=summary.n_frames)
     assert np.corrcoef(opening, loudness)[0, 1] > 0.5
-    silent = audio.silence_mask(speechlike(4.0), n_frames=summary.n_frames)
+    silent = audio.silence_mask(speechlike(4.0), media.STILL_FPS, n_frames=summary.n_frames)
     rest = np.median(opening[silent])
     assert np.percentile(opening[~silent], 90) > rest + 0.1
     assert np.abs(opening[silent] - rest).max() < 0.08

@@ -25,7 +25,6 @@ from emoportrait.neutralise import neutralise
 
 SR = 16000
 FPS = 25.0
-AUDIO = audio.AudioConfig(fps=FPS)
 NEUTRAL = EmotionSpec({})
 VOWELS = {"a": (750.0, 1200.0, 2500.0), "i": (300.0, 2300.0, 3000.0), "u": (320.0, 800.0, 2300.0)}
 """Formant frequencies (Hz) of three vowels: open, spread and rounded."""
@@ -68,7 +67,7 @@ def speech_like(seed: int = 0, words: int = 6) -> np.ndarray:
 
 
 def frames_of(samples: np.ndarray) -> int:
-    return audio.frame_count(len(samples), AUDIO)
+    return audio.frame_count(len(samples), FPS)
 
 
 def distance(points: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
@@ -125,9 +124,9 @@ def test_zero_frames_and_empty_speech(driver, identity):
 
 def test_mouth_opening_follows_loudness_and_closes_in_silence(neutral_track, speech, identity):
     opening = distance(identity + neutral_track, INNER_LIPS)
-    loudness = audio.frame_loudness(speech, AUDIO, len(opening))
+    loudness = audio.frame_loudness(speech, FPS, n_frames=len(opening))
     assert np.corrcoef(opening, loudness)[0, 1] > 0.6
-    silent = audio.silence_mask(speech, AUDIO, len(opening))
+    silent = audio.silence_mask(speech, FPS, n_frames=len(opening))
     assert silent.sum() > 10 and (~silent).sum() > 10
     np.testing.assert_allclose(opening[silent], distance(identity, INNER_LIPS), atol=1e-3)
     loudest = SPECTRAL.spectral_opening * SPECTRAL.opening_gap

@@ -61,7 +61,6 @@ class AudioConfig:
 
     Attributes:
         sample_rate: Rate (Hz) all speech is resampled to.
-        fps: Video frame rate (frames per second) the features are produced for.
         n_mfcc: Cepstra computed per MFCC step (including c0).
         drop_c0: Drop the 0th cepstrum (overall energy), leaving ``n_mfcc - 1``.
         win_ms: MFCC analysis window length in milliseconds (400 samples at 16 kHz).
@@ -80,7 +79,6 @@ class AudioConfig:
     """
 
     sample_rate: int = 16000
-    fps: float = 25.0
     n_mfcc: int = 13
     drop_c0: bool = True
     win_ms: float = 25.0
@@ -94,7 +92,7 @@ class AudioConfig:
     min_duration_s: float = 0.5
 
     def __post_init__(self) -> None:
-        positive = ("sample_rate", "fps", "n_mfcc", "win_ms", "hop_ms", "n_fft", "n_mels",
+        positive = ("sample_rate", "n_mfcc", "win_ms", "hop_ms", "n_fft", "n_mels",
                     "window_steps", "min_silence_frames", "min_duration_s")
         for name in positive:
             value = getattr(self, name)
@@ -190,17 +188,18 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
 # ----------------------------------------------------------------------- features
 
 
-def frame_count(n_samples: int, config: AudioConfig = AudioConfig()) -> int:
+def frame_count(n_samples: int, fps: float, config: AudioConfig = AudioConfig()) -> int:
     """Number of video frames of a clip: ``ceil(n_samples / sample_rate * fps)``.
 
     Args:
         n_samples: Clip length in samples at ``config.sample_rate``.
-        config: Audio settings (``sample_rate``, ``fps``).
+        fps: Video frame rate (frames per second) the frames are counted at.
+        config: Audio settings (``sample_rate``).
 
     Returns:
         T, the number of frames (a partial last frame counts).
     """
-    exact = n_samples * config.fps / config.sample_rate
+    exact = n_samples * fps / config.sample_rate
     return max(0, math.ceil(exact - 1e-6))  # tolerance: float error must not add a frame
 
 
@@ -232,7 +231,7 @@ def mfcc(samples: np.ndarray, config: AudioConfig = AudioConfig()) -> np.ndarray
     return np.ascontiguousarray(coefficients[:, first:], dtype=np.float32)
 
 
-def window_starts(n_frames: int, config: AudioConfig = AudioConfig()) -> np.ndarray:
+def window_starts(n_frames: int, fps: float, config: AudioConfig = AudioConfig()) -> np.ndarray:
     """First MFCC step of each video frame's window (may be negative or past the end).
 
     ``start_i = round((i + 0.5) * steps_per_second / fps) - window_steps // 2`` with
@@ -241,22 +240,24 @@ def window_starts(n_frames: int, config: AudioConfig = AudioConfig()) -> np.ndar
 
     Args:
         n_frames: T, the number of video frames.
+        fps: Their frame rate.
         config: Audio settings.
 
     Returns:
         (T,) int64 start steps.
     """
-    centres = (np.arange(n_frames) + 0.5) * (config.steps_per_second / config.fps)
+    centres = (np.arange(n_frames) + 0.5) * (config.steps_per_second / fps)
     return np.floor(centres + 0.5).astype(np.int64) - config.window_steps // 2
 
 
 def mfcc_windows(
-    samples: np.ndarray, config: AudioConfig = AudioConfig(), n_frames: int | None = None
+    samples: np.ndarray, fps: float, config: AudioConfig = AudioConfig(), n_frames: int | None = None
 ) -> np.ndarray:
     """EVP's per-frame MFCC "images": one window of ``window_steps`` steps per frame.
 
     Args:
         samples: (S,) float samples at ``config.sample_rate``.
+        fps: Video frame rate the windows are cut for (EVP: 25).
         config: Audio settings.
         n_frames: Number of frames T to produce (e.g. the video's frame count);
             default :func:`frame_count` of the clip. Extra frames see edge-padded
@@ -266,11 +267,12 @@ def mfcc_windows(
         (T, window_steps, n_mfcc - drop_c0) float32, (T, 28, 12) by default.
     """
     if n_frames is None:
-        n_frames = frame_count(len(samples), config)
-    return step_windows(mfcc(samples, config), n_frames, config)
+        n_frames = frame_count(len(samples), fps, config)
+    return step_windows(mfcc(samples, config), n_frames, fps, config)
 
 
-def step_windows(features: np.ndarray, n_frames: int, config: AudioConfig = AudioConfig()) -> np.ndarray:
+def step_windows(features: np.ndarray, n_frames: int, fps: float, config: AudioConfig = AudioConfig()
+                 ) -> np.ndarray:
     """The window of :func:`window_starts` of each of ``n_frames`` frames, cut from
     per-step features (e.g. MFCCs, or another clip's MFCCs warped onto this timeline).
 
@@ -279,23 +281,24 @@ def step_windows(features: np.ndarray, n_frames: int, config: AudioConfig = Audi
     Args:
         features: (N, D) features, one row per step.
         n_frames: T, the number of video frames.
-        config: Audio settings (``fps``, ``window_steps``, the hop).
+        fps: Their frame rate.
+        config: Audio settings (``window_steps``, the hop).
 
     Returns:
         (T, window_steps, D) windows, in the features' dtype.
     """
-    steps = window_starts(n_frames, config)[:, None] + np.arange(config.window_steps)
+    steps = window_starts(n_frames, fps, config)[:, None] + np.arange(config.window_steps)
     return features[np.clip(steps, 0, len(features) - 1)]
 
 
-def _frame_bounds(n_frames: int, config: AudioConfig) -> np.ndarray:
+def _frame_bounds(n_frames: int, fps: float, config: AudioConfig) -> np.ndarray:
     """(T + 1,) int64 sample index where each frame starts (the last entry ends T-1)."""
-    times = np.arange(n_frames + 1) / config.fps
+    times = np.arange(n_frames + 1) / fps
     return np.floor(times * config.sample_rate + 0.5).astype(np.int64)
 
 
 def frame_loudness(
-    samples: np.ndarray, config: AudioConfig = AudioConfig(), n_frames: int | None = None
+    samples: np.ndarray, fps: float, config: AudioConfig = AudioConfig(), n_frames: int | None = None
 ) -> np.ndarray:
     """RMS loudness of each video frame's samples.
 
@@ -305,6 +308,7 @@ def frame_loudness(
 
     Args:
         samples: (S,) float samples at ``config.sample_rate``.
+        fps: Video frame rate.
         config: Audio settings.
         n_frames: Number of frames T; default :func:`frame_count` of the clip.
 
@@ -313,8 +317,8 @@ def frame_loudness(
     """
     samples = np.asarray(samples, dtype=np.float64)
     if n_frames is None:
-        n_frames = frame_count(len(samples), config)
-    bounds = np.minimum(_frame_bounds(n_frames, config), len(samples))
+        n_frames = frame_count(len(samples), fps, config)
+    bounds = np.minimum(_frame_bounds(n_frames, fps, config), len(samples))
     energy = np.concatenate([[0.0], np.cumsum(samples**2)])
     counts = np.diff(bounds)
     sums = np.maximum(energy[bounds[1:]] - energy[bounds[:-1]], 0.0)
@@ -324,7 +328,7 @@ def frame_loudness(
 
 
 def silence_mask(
-    samples: np.ndarray, config: AudioConfig = AudioConfig(), n_frames: int | None = None
+    samples: np.ndarray, fps: float, config: AudioConfig = AudioConfig(), n_frames: int | None = None
 ) -> np.ndarray:
     """Which video frames are silent (the mouth is then forced closed).
 
@@ -336,6 +340,7 @@ def silence_mask(
 
     Args:
         samples: (S,) float samples at ``config.sample_rate``.
+        fps: Video frame rate.
         config: Audio settings.
         n_frames: Number of frames T; default :func:`frame_count` of the clip.
             Frames past the end of the clip are silent.
@@ -343,8 +348,8 @@ def silence_mask(
     Returns:
         (T,) bool, True where the frame is silent.
     """
-    loudness = frame_loudness(samples, config, n_frames)
-    inside = loudness[: frame_count(len(samples), config)]
+    loudness = frame_loudness(samples, fps, config, n_frames)
+    inside = loudness[: frame_count(len(samples), fps, config)]
     loud_level = np.percentile(inside, _LOUD_PERCENTILE) if len(inside) else LOUDNESS_FLOOR_DB
     silent = (loudness < loud_level + config.silence_db) | (loudness < config.silence_floor_dbfs)
     return drop_short_runs(silent, config.min_silence_frames)

@@ -194,12 +194,11 @@ def generate(
 
     info = media.probe(target)
     fps = info.fps or media.STILL_FPS
-    audio_config = audio.AudioConfig(fps=fps)
-    samples = audio.load_audio(speech, audio_config)
-    audio.check_speech(samples, audio_config, name=str(speech))
+    samples = audio.load_audio(speech)
+    audio.check_speech(samples, name=str(speech))
     if not info.is_image:
         driver.prepare(samples)  # e.g. recognise the phones while the target video is tracked
-    n_frames = audio.frame_count(len(samples), audio_config)
+    n_frames = audio.frame_count(len(samples), fps)
     trained = getattr(renderer, "trained_height", None)  # a neural renderer draws at its trained height
     height, size_note = _output_height(info, config.size if config.size is not None else trained)
     frames = _read_target(target, n_frames, height, output.parent)

@@ -10,6 +10,18 @@ units (NumPy's typing cannot check shapes):
   scaled like x) or in the canonical face frame (rigid points centred with RMS radius 1,
   x toward the subject's left, y down, z away from the camera): each use says which.
 
+Conventions that cross the stages:
+
+- **frame rate**: ``fps`` is always an argument (frames per second of the video made or
+  read), never an audio setting; the audio features take it (:func:`emoportrait.audio.frame_count`,
+  ``mfcc_windows``, ``silence_mask``, ...). A still target is driven at
+  :data:`emoportrait.media.STILL_FPS`; EVP's models work at ``PrepareConfig.fps`` (25).
+- **sizes**: a pair is ``(W, H)`` pixels (``media.resize``, edge maps, the renderer's trained
+  size); a config's ``size: int`` is a frame height (generate's output, the renderer's
+  training), or a square's side where its comment says so (the synthetic data set,
+  a recognizer's ``image_size`` crop). A face's scale is
+  :func:`emoportrait.face.landmarks.face_size`.
+
 A :class:`Driver` turns speech and an emotion into landmark motion in the canonical
 frame (registry: :data:`emoportrait.drivers.DRIVERS`); a :class:`Renderer` draws a
 target frame with its face moved to new landmarks (:data:`emoportrait.render.RENDERERS`).

@@ -51,7 +51,7 @@ from skimage.feature import canny
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from .. import media
-from ..audio import AudioConfig, frame_loudness, load_audio
+from ..audio import frame_loudness, load_audio
 from ..errors import InputError
 from ..face import FaceTrack, TrackerConfig, inner_mouth_opening, rigid_radius, to_ibug68, track_frames
 from ..face.landmarks import IBUG68_MOUTH
@@ -401,7 +401,7 @@ def mouth_opening(track: FaceTrack) -> np.ndarray:
 
 def track_loudness_following(track: FaceTrack, path: str | Path) -> LaggedCorrelation:
     """:func:`loudness_following` of a tracked video against the loudness of its own audio track."""
-    loudness = frame_loudness(load_audio(path), AudioConfig(fps=track.fps), n_frames=len(track))
+    loudness = frame_loudness(load_audio(path), track.fps, n_frames=len(track))
     return loudness_following(mouth_opening(track), loudness)
 
 

@@ -27,7 +27,7 @@ framing can differ a little.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +64,7 @@ class SyncNetHook:
     def embeddings(self, crops: np.ndarray, speech: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
         """``(T, 224, 224, 3)`` uint8 RGB crops + 16 kHz float speech → video and audio
         embeddings, ``(N, D)`` each, ``N = min(T, frames of speech) - 5``."""
-        config = replace(audio.AudioConfig(), fps=fps, drop_c0=False)
+        config = audio.AudioConfig(drop_c0=False)
         steps = audio.mfcc(np.asarray(speech, np.float64) * INT16_SCALE, config)
         count = min(len(crops), int(len(speech) * fps // config.sample_rate)) - WINDOW
         starts = np.round(np.arange(count) * config.steps_per_second / fps).astype(int)

@@ -25,7 +25,6 @@ transfers to any target face, not only the training subject's.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,19 +137,19 @@ class LearnedDriver:
                              "code for it; use --emotion-audio with a reference clip instead")
         return mixed_code(centroids, emotion)
 
-    def _reference_codes(self, speech: np.ndarray, config: audio.AudioConfig, n_frames: int) -> torch.Tensor:
+    def _reference_codes(self, speech: np.ndarray, n_frames: int, fps: float) -> torch.Tensor:
         """``(T, 128)`` emotion codes of the reference clip, DTW-aligned to the speech."""
-        audio.check_speech(self.emotion_audio, config, name="emotion reference")
-        speech_steps, reference_steps = audio.mfcc(speech, config), audio.mfcc(self.emotion_audio, config)
-        alignment = audio.dtw_align(speech_steps, reference_steps, config)
+        audio.check_speech(self.emotion_audio, name="emotion reference")
+        speech_steps, reference_steps = audio.mfcc(speech), audio.mfcc(self.emotion_audio)
+        alignment = audio.dtw_align(speech_steps, reference_steps)
         warped = audio.warp_features(reference_steps, alignment.path, len(speech_steps)).astype(np.float32)
-        return self._encode(audio.step_windows(warped, n_frames, config))[1]
+        return self._encode(audio.step_windows(warped, n_frames, fps))[1]
 
-    def _closing(self, speech: np.ndarray, config: audio.AudioConfig, n_frames: int) -> np.ndarray:
+    def _closing(self, speech: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
         """``(T,)`` weight in [0, 1] of closed lips: 1 inside long silences, ramping over
         :data:`SILENCE_FADE_FRAMES` at their ends, 0 elsewhere."""
-        silent = audio.silence_mask(speech, config, n_frames)
-        closing = drop_short_runs(silent, max(1, round(LONG_SILENCE_S * config.fps))).astype(np.float32)
+        silent = audio.silence_mask(speech, fps, n_frames=n_frames)
+        closing = drop_short_runs(silent, max(1, round(LONG_SILENCE_S * fps))).astype(np.float32)
         kernel = np.ones(2 * SILENCE_FADE_FRAMES + 1, np.float32) / (2 * SILENCE_FADE_FRAMES + 1)
         padded = np.pad(closing, SILENCE_FADE_FRAMES, mode="edge")  # a silent end stays closed
         return np.minimum(closing, np.convolve(padded, kernel, mode="valid"))
@@ -172,10 +171,9 @@ class LearnedDriver:
         """
         if n_frames == 0:
             return np.zeros((0, identity.shape[0], 3), np.float32)
-        config = replace(audio.AudioConfig(), fps=fps)
-        content, _ = self._encode(audio.mfcc_windows(speech, config, n_frames))
+        content, _ = self._encode(audio.mfcc_windows(speech, fps, n_frames=n_frames))
         if self.emotion_audio is not None:
-            emotion_codes = self._reference_codes(speech, config, n_frames)
+            emotion_codes = self._reference_codes(speech, n_frames, fps)
         else:
             emotion_codes = self._label_code(emotion).expand(n_frames, -1)
         example = self.subject.example_code[None]

@@ -27,7 +27,7 @@ The output is linear in each part: ``Σ_k coefficient_k(t) · field_k``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import librosa
 import numpy as np
@@ -245,11 +245,6 @@ def led(track: np.ndarray, fps: float, lead_s: float) -> np.ndarray:
     return np.interp(times + lead_s * fps, times, track)
 
 
-def _frame_audio(speech: np.ndarray, n_frames: int, fps: float, audio: AudioConfig
-                 ) -> tuple[np.ndarray, AudioConfig]:
-    """``(T,)`` silent-frame mask of the speech and the audio settings at ``fps``."""
-    at_fps = replace(audio, fps=fps)
-    return silence_mask(speech, at_fps, n_frames), at_fps
 
 
 def mouth_opening_track(
@@ -273,16 +268,16 @@ def mouth_opening_track(
         n_frames: T, output frames.
         fps: Output frame rate.
         config: Driver settings.
-        audio: Audio settings (``silence_db`` etc.; ``fps`` is replaced by ``fps``).
+        audio: Audio settings (``silence_db`` etc.).
 
     Returns:
         ``(T,)`` float64 opening in [0, 1], exactly 0 on silent frames.
     """
-    silent, at_fps = _frame_audio(speech, n_frames, fps, audio)
+    silent = silence_mask(speech, fps, audio, n_frames)
     if silent.all():
         return np.zeros(n_frames)
-    loudness = frame_loudness(speech, at_fps, n_frames).astype(np.float64)
-    inside = loudness[: frame_count(len(speech), at_fps)]
+    loudness = frame_loudness(speech, fps, audio, n_frames).astype(np.float64)
+    inside = loudness[: frame_count(len(speech), fps, audio)]
     loud = np.percentile(inside, config.loud_percentile)
     quiet = loud + audio.silence_db
     if silent.any():
@@ -294,7 +289,7 @@ def mouth_opening_track(
     return np.clip(smooth(raw, fps, config.smoothing_s) * gate, 0.0, 1.0)
 
 
-def _frame_spectra(speech: np.ndarray, n_frames: int, at_fps: AudioConfig) -> np.ndarray:
+def _frame_spectra(speech: np.ndarray, n_frames: int, fps: float, audio: AudioConfig) -> np.ndarray:
     """``(T, n_fft // 2 + 1)`` mean power spectrum of the STFT columns inside each frame.
 
     Columns (hop and window of the MFCCs, centred) are assigned to the frame their
@@ -302,11 +297,11 @@ def _frame_spectra(speech: np.ndarray, n_frames: int, at_fps: AudioConfig) -> np
     the end) takes the next column, or the last.
     """
     samples = np.asarray(speech, dtype=np.float32)
-    samples = np.pad(samples, (0, max(0, at_fps.n_fft - len(samples))))  # room for one window
-    power = np.abs(librosa.stft(samples, n_fft=at_fps.n_fft, hop_length=at_fps.hop_length,
-                                win_length=at_fps.win_length)) ** 2
+    samples = np.pad(samples, (0, max(0, audio.n_fft - len(samples))))  # room for one window
+    power = np.abs(librosa.stft(samples, n_fft=audio.n_fft, hop_length=audio.hop_length,
+                                win_length=audio.win_length)) ** 2
     n_columns = power.shape[1]
-    edges = np.ceil(np.arange(n_frames + 1) * at_fps.steps_per_second / at_fps.fps).astype(np.int64)
+    edges = np.ceil(np.arange(n_frames + 1) * audio.steps_per_second / fps).astype(np.int64)
     start = np.minimum(edges[:-1], n_columns - 1)
     end = np.clip(edges[1:], start + 1, n_columns)
     cumulative = np.concatenate([np.zeros((1, power.shape[0])), np.cumsum(power.T, axis=0)])
@@ -335,16 +330,16 @@ def lip_rounding_track(
         n_frames: T, output frames.
         fps: Output frame rate.
         config: Driver settings.
-        audio: Audio settings (``fps`` is replaced by ``fps``).
+        audio: Audio settings.
 
     Returns:
         ``(T,)`` float64 in [-1, 1]: +1 fully rounded, -1 fully spread.
     """
-    silent, at_fps = _frame_audio(speech, n_frames, fps, audio)
+    silent = silence_mask(speech, fps, audio, n_frames)
     if silent.all():
         return np.zeros(n_frames)
-    spectra = _frame_spectra(speech, n_frames, at_fps)
-    frequencies = librosa.fft_frequencies(sr=at_fps.sample_rate, n_fft=at_fps.n_fft)
+    spectra = _frame_spectra(speech, n_frames, fps, audio)
+    frequencies = librosa.fft_frequencies(sr=audio.sample_rate, n_fft=audio.n_fft)
 
     def band_db(low_hz: float, high_hz: float) -> np.ndarray:
         inside = (frequencies >= low_hz) & (frequencies < high_hz)
@@ -380,9 +375,9 @@ def mouth_track(
         n_frames: T, output frames.
         fps: Output frame rate.
         config: Driver settings.
-        audio: Audio settings (``fps`` is replaced by ``fps``).
+        audio: Audio settings.
     """
-    silent, _ = _frame_audio(speech, n_frames, fps, audio)
+    silent = silence_mask(speech, fps, audio, n_frames)
     rest = np.zeros(n_frames)
     if silent.all():
         return MouthTrack(rest, rest, rest, "rest (the speech is silent)")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -103,8 +102,8 @@ class PairDataset(Dataset):
         a, b = self.clips[pair.clip_a], self.clips[pair.clip_b]
         if index not in self._warped:
             self._warped[index] = audio.warp_features(b.mfcc, self.cache.step_path(pair), len(a.mfcc))
-        config = replace(audio.AudioConfig(), fps=a.fps)
-        steps = audio.window_starts(frame + 1, config)[frame] + np.arange(config.window_steps)
+        config = audio.AudioConfig()
+        steps = audio.window_starts(frame + 1, a.fps, config)[frame] + np.arange(config.window_steps)
         warped = self._warped[index]
         return a.mfcc_windows[frame], warped[np.clip(steps, 0, len(warped) - 1)]
 

@@ -208,7 +208,7 @@ def _features(source: ClipSource, config: PrepareConfig) -> ClipFeatures:
     if info.fps is None:
         raise InputError(f"'{source.video}' is a still image; a clip must be a video")
     speech = _has_speech(source, info)
-    audio_config = audio.AudioConfig(fps=config.fps)
+    audio_config = audio.AudioConfig()
     if speech:
         samples = audio.load_audio(source.audio, audio_config)
         audio.check_speech(samples, audio_config, name=str(source.audio))
@@ -226,10 +226,10 @@ def _features(source: ClipSource, config: PrepareConfig) -> ClipFeatures:
         if abs(audio_s - video_s) > config.max_length_mismatch_s:
             raise InputError(f"the audio '{source.audio}' lasts {audio_s:.2f} s but the video "
                              f"'{source.video}' {video_s:.2f} s; they must belong together")
-        described = dict(mfcc_windows=audio.mfcc_windows(samples, audio_config, n_frames=n_frames),
+        described = dict(mfcc_windows=audio.mfcc_windows(samples, config.fps, audio_config, n_frames),
                          mfcc=audio.mfcc(samples, audio_config),
-                         loudness=audio.frame_loudness(samples, audio_config, n_frames),
-                         silent=audio.silence_mask(samples, audio_config, n_frames))
+                         loudness=audio.frame_loudness(samples, config.fps, audio_config, n_frames),
+                         silent=audio.silence_mask(samples, config.fps, audio_config, n_frames))
     else:
         coefficients = audio_config.n_mfcc - audio_config.drop_c0
         described = dict(mfcc_windows=np.zeros((0, audio_config.window_steps, coefficients), np.float32),
