@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioConfig, silence_mask
+from .audio import silence_mask
 
 SILENCE = "SIL"
 """Label of silence, breath and noise segments."""
@@ -209,7 +209,7 @@ def _first_plausible(samples: np.ndarray, candidates: Iterable[PhoneTiming | str
                      ) -> PhoneTiming:
     """The first candidate that passes :func:`_plausible`; else :class:`RecognitionFailed`."""
     frames = max(1, int(np.ceil(len(samples) * _FRAMES_PER_SECOND / _SAMPLE_RATE)))
-    silent = silence_mask(samples, _FRAMES_PER_SECOND, AudioConfig(), frames)
+    silent = silence_mask(samples, _FRAMES_PER_SECOND, n_frames=frames)
     reasons = []
     for candidate in candidates:
         try:
