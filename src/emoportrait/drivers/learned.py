@@ -182,7 +182,7 @@ class LearnedDriver:
         xy = smooth_track((displacement @ components).reshape(n_frames, -1, 2))
         expression = np.zeros((n_frames, identity.shape[0], 3), np.float32)
         expression[:, : xy.shape[1], :2] = xy
-        self._close_lips(expression, identity, self._closing(speech, config, n_frames))
+        self._close_lips(expression, identity, self._closing(speech, n_frames, fps))
         if eye_closure is not None:
             lids = blink_field(FaceGeometry(identity), ProceduralConfig().blink_lower_share, ActionUnitConfig())
             expression += (np.clip(eye_closure, 0.0, 1.0)[:, None, None] * lids).astype(np.float32)
