@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from emoportrait import media, tracking
-from emoportrait.analysis.metrics import lagged_correlation
+from emoportrait.analysis.lipsync import lagged_correlation
 from emoportrait.analysis.sheets import crop, region_box, write_sheet
 from emoportrait.drivers.action_units import FaceGeometry
 from emoportrait.emotions import EmotionSpec

@@ -114,7 +114,7 @@ def test_one_lip_corner_pulled_out_and_up_draws_a_dimple_beside_it_and_speech_no
     smirk = landmarks.copy()
     smirk[61, :2] += out
     darkening = shaded(landmarks, smirk)
-    corner, other = landmarks[61, :2].astype(int), landmarks[291, :2].astype(int)
+    corner = landmarks[61, :2].astype(int)
     reach = int(0.15 * span(landmarks))
     assert darkening[corner[1] - reach:corner[1] + reach, corner[0] - reach:corner[0]].max() > 0.08
     assert darkening[:, int(landmarks[9, 0]):].max() < 1e-6     # nothing on the other side

@@ -7,7 +7,7 @@ import pytest
 import soundfile
 
 from emoportrait import alignment, audio, face, media, tracking
-from emoportrait.analysis.metrics import lagged_correlation
+from emoportrait.analysis.lipsync import lagged_correlation
 from emoportrait.cli import main
 from emoportrait.emotions import parse_emotion
 from emoportrait.pipeline import GenerateConfig, generate

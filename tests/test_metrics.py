@@ -11,7 +11,7 @@ import skimage.data
 from scipy.ndimage import gaussian_filter1d
 
 from emoportrait import media
-from emoportrait.analysis import metrics
+from emoportrait.analysis import lipsync, metrics, sharpness
 from emoportrait.audio import write_wav
 from emoportrait.face import IBUG68, N_LANDMARKS, FaceTrack
 
@@ -143,18 +143,18 @@ def test_cpbd_equals_the_cpbd_package(name):
     image = cv2.resize(getattr(skimage.data, name)(), (256, 256), interpolation=cv2.INTER_AREA)
     for sigma, expected in zip(BLURS, CPBD_PACKAGE[name]):
         blurred = cv2.GaussianBlur(image, (0, 0), sigma) if sigma else image
-        assert metrics.cpbd(blurred) == pytest.approx(expected, abs=0.01), sigma
+        assert sharpness.cpbd(blurred) == pytest.approx(expected, abs=0.01), sigma
 
 
 def test_cpbd_of_a_blank_image_and_of_one_too_small():
-    assert metrics.cpbd(np.full((64, 64), 90, np.uint8)) == 0.0
+    assert sharpness.cpbd(np.full((64, 64), 90, np.uint8)) == 0.0
     with pytest.raises(ValueError, match="at least 64"):
-        metrics.cpbd(np.zeros((32, 80), np.uint8))
+        sharpness.cpbd(np.zeros((32, 80), np.uint8))
 
 
 def test_cpbd_falls_with_blur(portrait):
-    scores = [metrics.cpbd(portrait)] + [
-        metrics.cpbd(cv2.GaussianBlur(portrait, (0, 0), sigma)) for sigma in (0.5, 1.0, 2.0, 4.0)]
+    scores = [sharpness.cpbd(portrait)] + [
+        sharpness.cpbd(cv2.GaussianBlur(portrait, (0, 0), sigma)) for sigma in (0.5, 1.0, 2.0, 4.0)]
     assert all(0.0 <= score <= 1.0 for score in scores)
     assert scores[0] > 0.3
     assert scores[0] > scores[1] > scores[2] >= scores[3] >= scores[4]
@@ -168,20 +168,20 @@ def test_loudness_following_finds_the_delay():
     loudness = np.random.default_rng(4).uniform(-50, -10, 100)
     loudness[::7] = -100.0                         # silences, clipped at -60 dB
     mouth = np.empty(100)
-    mouth[2:] = np.maximum(loudness[:-2], metrics.LOUDNESS_FLOOR_DB) + 70.0   # 2 frames late
+    mouth[2:] = np.maximum(loudness[:-2], lipsync.LOUDNESS_FLOOR_DB) + 70.0   # 2 frames late
     mouth[:2] = 0.0
-    result = metrics.loudness_following(mouth, loudness)
+    result = lipsync.loudness_following(mouth, loudness)
     assert result.lag_frames == 2 and result.correlation == pytest.approx(1.0)
     assert result.lag_ms(FPS) == 80.0
-    early = np.append(np.maximum(loudness[1:], metrics.LOUDNESS_FLOOR_DB), 0.0)   # 1 frame early
-    assert metrics.loudness_following(early, loudness).lag_frames == -1
+    early = np.append(np.maximum(loudness[1:], lipsync.LOUDNESS_FLOOR_DB), 0.0)   # 1 frame early
+    assert lipsync.loudness_following(early, loudness).lag_frames == -1
 
 
 def test_loudness_following_of_noise_and_of_a_still_mouth():
     rng = np.random.default_rng(5)
-    noise = metrics.loudness_following(rng.normal(size=300), rng.uniform(-50, -10, 300))
+    noise = lipsync.loudness_following(rng.normal(size=300), rng.uniform(-50, -10, 300))
     assert abs(noise.correlation) < 0.25
-    still = metrics.loudness_following(np.ones(50), rng.uniform(-50, -10, 50))
+    still = lipsync.loudness_following(np.ones(50), rng.uniform(-50, -10, 50))
     assert math.isnan(still.correlation) and still.lag_frames == 0
 
 
@@ -202,7 +202,7 @@ def test_loudness_following_of_a_track_uses_its_audio_and_face_size(tmp_path):
     landmarks[:, 14, 1] = opening * zoom
     found = np.ones(n_frames, bool)
     track = FaceTrack(landmarks, found, ~found, found.astype(np.float32), FPS, (256, 256))
-    result = metrics.track_loudness_following(track, tmp_path / "speech.wav")
+    result = lipsync.track_loudness_following(track, tmp_path / "speech.wav")
     assert result.lag_frames == 2 and result.correlation > 0.99
 
 
@@ -245,7 +245,7 @@ def test_centring_cancels_a_shift_but_not_a_zoom(videos):
 
 
 def test_video_sharpness(videos, portrait):
-    assert metrics.video_sharpness(videos["portrait"]) == pytest.approx(metrics.cpbd(portrait), abs=0.05)
+    assert sharpness.video_sharpness(videos["portrait"]) == pytest.approx(sharpness.cpbd(portrait), abs=0.05)
 
 
 def _talking_track(opening: np.ndarray, found: np.ndarray | None = None) -> FaceTrack:

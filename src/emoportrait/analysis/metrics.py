@@ -1,6 +1,8 @@
-"""Video quality and lip-sync metrics of emotional talking-head papers (EVP, EAT).
+"""Reference-based video metrics of emotional talking-head papers (EVP, EAT).
 
-A generated video is compared with its reference (ground-truth) video:
+A generated video is compared with its reference (ground-truth) video
+(:func:`compare_videos`); the no-reference sharpness is in :mod:`.sharpness`, the
+weight-free lip-sync correlations in :mod:`.lipsync`:
 
 * **M-LMD / F-LMD** (landmark distance): mean Euclidean distance, in pixels of the
   generated video, between corresponding iBUG-68 landmarks of generated and
@@ -11,17 +13,12 @@ A generated video is compared with its reference (ground-truth) video:
   frame-to-frame displacements of the *uncentred* landmarks. F-LVD uses all 68
   points (EAT's public evaluator wrongly adds the mouth value into it).
 * **SSIM / PSNR**: per frame against the reference, averaged over frames.
-* **CPBD**: no-reference sharpness (Narvekar & Karam, IEEE TIP 2011), see :func:`cpbd`.
+* **CPBD** of both videos (:func:`~emoportrait.analysis.sharpness.cpbd`).
 * **Mouth vs. the reference's mouth**: the lag-searched Pearson correlation of the
   generated inner-lip opening with the reference video's (``mouth_r``): with M-LMD,
   the reference-based check of lip sync.
-* **Loudness following** (no reference, no weights): the lag-searched correlation of the
-  mouth opening with the loudness of the video's own speech, see
-  :func:`loudness_following`. It is *not* lip sync: real speakers score 0.1-0.4 (their
-  mouths follow phones, not loudness), a mouth driven by loudness alone scores near 1.
-  It tells a frozen or out-of-step mouth (near 0, or a large lag) from one that moves
-  with the speech, nothing more. For lip sync without a reference, give SyncNet's
-  weights (LSE-C/LSE-D, :mod:`.syncnet`).
+* **Loudness following** of the generated video
+  (:func:`~emoportrait.analysis.lipsync.loudness_following`; not lip sync).
 
 Frames without a tracked face are skipped by the landmark metrics. Videos of
 different lengths or frame rates are compared frame by frame on the generated
@@ -46,22 +43,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy import ndimage
-from skimage.feature import canny
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from .. import media
-from ..audio import frame_loudness, load_audio
 from ..errors import InputError
-from ..face import FaceTrack, TrackerConfig, inner_mouth_opening, rigid_radius, to_ibug68, track_frames
+from ..face import FaceTrack, TrackerConfig, to_ibug68, track_frames
 from ..face.landmarks import IBUG68_MOUTH
+from .lipsync import MIN_CORRELATION_SAMPLES, lagged_correlation, mouth_opening, track_loudness_following
+from .sharpness import SHARPNESS_EVERY, cpbd
 
-__all__ = [
-    "UNAVAILABLE", "LaggedCorrelation", "VideoMetrics", "compare_videos", "cpbd", "lagged_correlation",
-    "landmark_distance",
-    "landmark_velocity_difference", "loudness_following", "mouth_opening", "psnr", "ssim",
-    "track_loudness_following", "video_sharpness",
-]
+__all__ = ["TRACKING", "UNAVAILABLE", "VideoMetrics", "compare_videos", "landmark_distance",
+           "landmark_velocity_difference", "psnr", "ssim"]
 
 UNAVAILABLE = {
     "FID": "not computed: needs Inception-v3 weights, which are not available offline; pass your own "
@@ -71,21 +63,9 @@ UNAVAILABLE = {
 }
 """Metrics of the papers that are not implemented, with the reason a report shows."""
 
-_TRACKING = TrackerConfig(smooth=False)
+TRACKING = TrackerConfig(smooth=False)
 """Per-frame landmarks, unsmoothed, as the papers' per-frame (dlib) detectors give them."""
 
-SHARPNESS_EVERY = 5
-"""CPBD is averaged over every 5th frame (it changes slowly and costs the most)."""
-
-LOUDNESS_FLOOR_DB = -60.0
-"""Loudness (dBFS) below which speech counts as silence for :func:`loudness_following`."""
-
-CPBD_MIN_SIZE = 64         # block side, pixels: smaller images have no block to measure
-_CPBD_EDGE_SHARE = 0.002    # a block is an edge block above this share of Canny edge pixels
-_CPBD_BETA = 3.6            # exponent of the probability-of-blur-detection model
-_CPBD_LOW_CONTRAST = 50     # grey levels; blocks up to this contrast have w_JNB = 5, others 3
-_P_JNB_PERCENT = 63  # 1 - exp(-1) = 0.632, in percent: the blur probability of an edge w_JNB wide
-_MIN_CORRELATION_SAMPLES = 3
 MOUTH_MAX_LAG = 4  # frames searched each way when comparing a mouth with the reference's
 
 
@@ -187,229 +167,11 @@ def ssim(generated: np.ndarray, reference: np.ndarray) -> float:
     return float(np.mean([_frame_ssim(g, r) for g, r in zip(generated, reference)]))
 
 
-# ----------------------------------------------------------------------------- CPBD
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` RGB or ``(H, W)`` uint8 → ``(H, W)`` float64 grey levels 0-255 (BT.601 luma)."""
-    image = np.asarray(image, np.uint8)
-    return (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image).astype(np.float64)
-
-
-_SOBEL_X = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]) / 8.0
-_MAX_HALF_WIDTH = 101  # an edge's width is counted up to this many pixels on each side
-
-
-def _sobel_edges(grey: np.ndarray) -> np.ndarray:
-    """``(H, W)`` bool edges of the Octave-style Sobel detector the ``cpbd`` package uses:
-    the squared horizontal derivative (kernel normalised to unit absolute sum) above
-    ``2 sqrt(mean)`` of itself, thinned to pixels larger than both neighbours along the
-    row or along the column (zero beyond the border)."""
-    strength = ndimage.convolve(grey, _SOBEL_X) ** 2
-    strength[strength <= 2.0 * math.sqrt(float(strength.mean()))] = 0.0
-    padded = np.pad(strength, 1)
-    centre = padded[1:-1, 1:-1]
-    along_row = (centre > padded[1:-1, :-2]) & (centre > padded[1:-1, 2:])
-    along_column = (centre > padded[:-2, 1:-1]) & (centre > padded[2:, 1:-1])
-    return along_row | along_column
-
-
-def _monotone_runs(step_sign: np.ndarray, forward: bool) -> np.ndarray:
-    """``(H, W-1)`` how many consecutive row steps share the sign ``True`` of ``step_sign``,
-    starting at each step and going right (``forward``) or ending there going left."""
-    runs = np.zeros(step_sign.shape, np.int64)
-    columns = range(step_sign.shape[1] - 1, -1, -1) if forward else range(step_sign.shape[1])
-    previous = np.zeros(step_sign.shape[0], np.int64)
-    for column in columns:
-        previous = np.where(step_sign[:, column], previous + 1, 0)
-        runs[:, column] = previous
-    return runs
-
-
-def _edge_widths(grey: np.ndarray) -> np.ndarray:
-    """``(H, W)`` edge widths (pixels) at the Sobel edges whose gradient is horizontal, 0 elsewhere.
-
-    As Marziliano's method in the ``cpbd`` package: the gradient angle
-    (``np.gradient``, 0 where the horizontal gradient is 0) is rounded to 45 degrees;
-    at 0 (brighter to the right) the width runs left while the row keeps falling and
-    right while it keeps rising, at ±180 the other way round, each side counting the
-    pixel next to the edge and at most ``_MAX_HALF_WIDTH`` pixels. The border rows and
-    columns are not measured.
-    """
-    gradient_y, gradient_x = np.gradient(grey)
-    angle = np.where(gradient_x != 0, np.degrees(np.arctan2(gradient_y, gradient_x)), 0.0)
-    quantised = 45.0 * np.round(angle / 45.0)
-    steps = np.diff(grey, axis=1)              # steps[:, j] = grey[:, j + 1] - grey[:, j]
-    width = grey.shape[1]
-    widths = np.zeros(grey.shape)
-    for rising, direction in ((True, quantised == 0.0), (False, np.abs(quantised) == 180.0)):
-        sign = steps > 0 if rising else steps < 0
-        before, after = _monotone_runs(sign, forward=False), _monotone_runs(sign, forward=True)
-        left = np.zeros(grey.shape, np.int64)   # runs ending at step c - 2 (pixels c-2 -> c-1)
-        left[:, 2:] = before[:, : width - 2]
-        right = np.zeros(grey.shape, np.int64)  # runs starting at step c + 1 (pixels c+1 -> c+2)
-        right[:, : width - 2] = after[:, 1:]
-        measured = np.minimum(left, _MAX_HALF_WIDTH - 1) + np.minimum(right, _MAX_HALF_WIDTH - 1) + 2
-        widths = np.where(direction, measured, widths)
-    inside = np.zeros(grey.shape, bool)
-    inside[1:-1, 1:-1] = np.any(angle)  # the package measures nothing when no gradient is horizontal-ish
-    return np.where(_sobel_edges(grey) & inside, widths, 0.0)
-
-
-def _blocks(array: np.ndarray) -> np.ndarray:
-    """``(H, W)`` → ``(H // 64, W // 64, 64, 64)`` whole blocks (a partial last row/column is dropped)."""
-    rows, cols = array.shape[0] // CPBD_MIN_SIZE, array.shape[1] // CPBD_MIN_SIZE
-    cropped = array[: rows * CPBD_MIN_SIZE, : cols * CPBD_MIN_SIZE]
-    return cropped.reshape(rows, CPBD_MIN_SIZE, cols, CPBD_MIN_SIZE).swapaxes(1, 2)
-
-
-def cpbd(image: np.ndarray) -> float:
-    """CPBD sharpness (Narvekar & Karam, IEEE TIP 2011): in [0, 1], higher = sharper.
-
-    The image is cut into 64 x 64 blocks; a block is an edge block when more than
-    0.2 % of its pixels are Canny edges. At each measurable Sobel edge pixel of an
-    edge block (:func:`_sobel_edges`) the edge width ``w`` is measured along the
-    row; with ``w_JNB`` = 5 px if the block's contrast (max - min grey level) is at
-    most 50, else 3 px, the probability of detecting blur is
-    ``P = 1 - exp(-(w / w_JNB) ** 3.6)``. CPBD is the share of these edges with
-    ``P <= P_JNB = 1 - exp(-1) = 0.63``, i.e. at most ``w_JNB`` wide.
-
-    The steps follow the ``cpbd`` package (1.0.7), the Python port of the authors' code
-    that talking-face evaluations call: scikit-image's Canny with its defaults on the
-    0-255 grey levels for the edge blocks, the Octave-style Sobel edges of
-    :func:`_sobel_edges`, Marziliano widths (:func:`_edge_widths`), and ``P`` rounded to
-    a percent before it is compared with 0.63. ``tests/test_metrics.py`` holds the
-    package's values on blurred images; this matches them within 0.01.
-
-    Args:
-        image: ``(H, W, 3)`` RGB or ``(H, W)`` grey, uint8.
-
-    Returns:
-        CPBD; 0 when no edge block has a measurable edge (as the authors' code: a
-        blank frame and a heavily blurred one both score 0).
-
-    Raises:
-        ValueError: the image is smaller than one block.
-    """
-    grey = _grey(image)
-    if min(grey.shape) < CPBD_MIN_SIZE:
-        raise ValueError(f"CPBD needs an image of at least {CPBD_MIN_SIZE} x {CPBD_MIN_SIZE} pixels, "
-                         f"got {grey.shape[1]} x {grey.shape[0]}")
-    widths = _blocks(_edge_widths(grey))
-    edge_blocks = _blocks(canny(grey)).sum(axis=(2, 3)) > _CPBD_EDGE_SHARE * CPBD_MIN_SIZE**2
-    contrast = np.floor(np.ptp(_blocks(grey), axis=(2, 3)))
-    w_jnb = np.where(contrast <= _CPBD_LOW_CONTRAST, 5.0, 3.0)[..., None, None]
-    counted = (widths > 0) & edge_blocks[..., None, None]
-    if not counted.any():
-        return 0.0
-    percent = np.round(100.0 * (1.0 - np.exp(-((widths / w_jnb) ** _CPBD_BETA))))
-    return float(np.count_nonzero(counted & (percent <= _P_JNB_PERCENT)) / np.count_nonzero(counted))
-
-
-def video_sharpness(path: str | Path, every: int = SHARPNESS_EVERY) -> float:
-    """Mean :func:`cpbd` of every ``every``-th frame of a video (frames 0, every, 2 every, ...)."""
-    with contextlib.closing(media.iter_frames(path)) as frames:
-        return float(np.mean([cpbd(frame) for frame in islice(frames, 0, None, every)]))
-
-
-# ------------------------------------------------------------------ lagged correlation
-
-
-@dataclass(frozen=True)
-class LaggedCorrelation:
-    """Best correlation of a signal with a reference over the searched lags.
-
-    Attributes:
-        correlation: Pearson r in [-1, 1] at the best lag; NaN if not computable
-            (e.g. a still mouth or constant loudness).
-        lag_frames: Frames the signal lags behind the reference (positive = signal late).
-    """
-
-    correlation: float
-    lag_frames: int
-
-    def lag_ms(self, fps: float) -> float:
-        """The lag in milliseconds at ``fps`` frames per second."""
-        return 1000.0 * self.lag_frames / fps
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two ``(N,)`` signals; NaN if either is constant."""
-    a, b = a - a.mean(), b - b.mean()
-    norm = math.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b) / norm if norm > 0 else math.nan
-
-
-def _lagged_pair(video: np.ndarray, audio: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
-    """Overlapping parts of ``video[t]`` and ``audio[t - lag]``."""
-    n = len(video)
-    return (video[lag:], audio[: n - lag]) if lag >= 0 else (video[: n + lag], audio[-lag:])
-
-
-def lagged_correlation(signal: np.ndarray, reference: np.ndarray, max_lag: int = 5) -> LaggedCorrelation:
-    """Best Pearson correlation of ``signal[t]`` with ``reference[t - lag]`` over the lags.
-
-    Lags from ``-max_lag`` to ``+max_lag`` frames are tried, as long as at least 3
-    frames overlap; the highest correlation wins (ties: the smaller lag).
-
-    Args:
-        signal: ``(T,)`` e.g. a generated mouth opening.
-        reference: ``(T,)`` e.g. the speech loudness, or a real mouth opening.
-        max_lag: Largest lag searched, frames.
-
-    Returns:
-        The best :class:`LaggedCorrelation` (positive lag: ``signal`` late); ``(NaN, 0)`` when no
-        lag gives a correlation.
-    """
-    signal, reference = np.asarray(signal, np.float64), np.asarray(reference, np.float64)
-    if signal.shape != reference.shape or signal.ndim != 1:
-        raise ValueError(f"signals must be (T,) of one length, got {signal.shape} and {reference.shape}")
-    reach = min(max_lag, len(signal) - _MIN_CORRELATION_SAMPLES)
-    scores = {lag: _pearson(*_lagged_pair(signal, reference, lag)) for lag in range(-reach, reach + 1)}
-    scores = {lag: r for lag, r in scores.items() if not math.isnan(r)}
-    if not scores:
-        return LaggedCorrelation(math.nan, 0)
-    best = max(scores, key=lambda lag: (scores[lag], -abs(lag)))
-    return LaggedCorrelation(scores[best], best)
-
-
-def loudness_following(mouth_opening: np.ndarray, loudness_db: np.ndarray, max_lag: int = 5) -> LaggedCorrelation:
-    """Lag-searched Pearson correlation of mouth opening and speech loudness (not lip
-    sync: see the module docstring).
-
-    Loudness is clipped below at :data:`LOUDNESS_FLOOR_DB` so silence of any depth
-    counts the same. Lags from ``-max_lag`` to ``+max_lag`` frames are tried (5 =
-    0.2 s at 25 fps), as long as at least 3 frames overlap, and the lag with the
-    highest correlation is returned (a negative correlation is no sync).
-
-    Args:
-        mouth_opening: ``(T,)`` mouth opening per frame (any unit, e.g. face sizes).
-        loudness_db: ``(T,)`` speech loudness per frame, dBFS.
-        max_lag: Largest lag searched, frames.
-
-    Returns:
-        The best :class:`LaggedCorrelation`; ``(NaN, 0)`` when no lag gives a correlation.
-    """
-    loudness = np.maximum(np.asarray(loudness_db, np.float64), LOUDNESS_FLOOR_DB)
-    return lagged_correlation(mouth_opening, loudness, max_lag)
-
-
-def mouth_opening(track: FaceTrack) -> np.ndarray:
-    """``(T,)`` inner-lip opening of a track over its face's size (head size cancels)."""
-    return inner_mouth_opening(track.landmarks[..., :2]) / rigid_radius(track.landmarks)
-
-
-def track_loudness_following(track: FaceTrack, path: str | Path) -> LaggedCorrelation:
-    """:func:`loudness_following` of a tracked video against the loudness of its own audio track."""
-    loudness = frame_loudness(load_audio(path), track.fps, n_frames=len(track))
-    return loudness_following(mouth_opening(track), loudness)
-
-
 def _track(path: str | Path, max_frames: int | None = None) -> FaceTrack:
     """Per-frame (unsmoothed) face track of the first ``max_frames`` frames of a video."""
     info = media.probe(path)
     with contextlib.closing(media.iter_frames(path)) as frames:
-        return track_frames(islice(frames, max_frames), info.fps, _TRACKING, name=str(path))
+        return track_frames(islice(frames, max_frames), info.fps, TRACKING, name=str(path))
 
 
 def _has_sound(path: str | Path) -> bool:
@@ -535,7 +297,7 @@ def _loudness_metrics(track: FaceTrack, path: str | Path) -> dict[str, float]:
 def _found_series(values: np.ndarray, found: np.ndarray) -> np.ndarray | None:
     """``values`` with the frames where no face was found interpolated from their
     neighbours; None when fewer than 3 frames have a face."""
-    if found.sum() < _MIN_CORRELATION_SAMPLES:
+    if found.sum() < MIN_CORRELATION_SAMPLES:
         return None
     frames = np.arange(len(values))
     return np.interp(frames, frames[found], values[found])
@@ -566,22 +328,28 @@ def _reference_limit(
 
 
 def compare_videos(
-    generated_path: str | Path, reference_path: str | Path, max_frames: int | None = None
+    generated_path: str | Path, reference_path: str | Path, max_frames: int | None = None,
+    generated_track: FaceTrack | None = None,
 ) -> VideoMetrics:
     """All reference-based metrics of a generated video (see the module docstring).
 
-    Both videos are tracked per frame (MediaPipe, unsmoothed) and reduced to the
-    iBUG-68 points; frames are paired by time on the generated timeline.
+    Both videos are tracked per frame (MediaPipe, unsmoothed: :data:`TRACKING`) and reduced
+    to the iBUG-68 points; frames are paired by time on the generated timeline.
 
     Args:
         generated_path: The generated video (its own audio gives the loudness following).
         reference_path: The ground-truth video.
         max_frames: Compare at most this many generated frames (from the start).
+        generated_track: The generated video's track made with :data:`TRACKING`, when the
+            caller has it (it is not tracked again); its first ``max_frames`` frames are used.
 
     Raises:
         NoFaceError: no face in any frame of one of the videos.
     """
-    generated = _track(generated_path, max_frames)
+    if generated_track is None:
+        generated = _track(generated_path, max_frames)
+    else:
+        generated = generated_track if max_frames is None else generated_track.head(max_frames)
     reference_fps = media.probe(reference_path).fps
     reference = _track(reference_path, _reference_limit(max_frames, generated.fps, reference_fps))
     pairs = _frame_pairs(len(generated), generated.fps, len(reference), reference.fps)

@@ -31,7 +31,9 @@ from ..errors import EmoportraitError, InputError
 from . import metrics
 from .crops import face_crop
 from .labels import emotion_from_path
+from .lipsync import LaggedCorrelation, track_loudness_following
 from .recognizers import ClipRecognizer, FrameRecognizer
+from .sharpness import CPBD_MIN_SIZE, SHARPNESS_EVERY, cpbd
 from .syncnet import SyncNetHook, SyncScores
 
 
@@ -67,7 +69,7 @@ class VideoResult:
     frames: int = 0
     fps: float = 0.0
     predictions: dict[str, Prediction] = field(default_factory=dict)
-    loudness: metrics.LaggedCorrelation | None = None
+    loudness: LaggedCorrelation | None = None
     sharpness: float = float("nan")
     comparison: metrics.VideoMetrics | None = None
     sync: SyncScores | None = None
@@ -111,8 +113,8 @@ def _crops_and_sharpness(path: Path, landmarks: np.ndarray, sizes: Sequence[int]
     for index, frame in enumerate(itertools.islice(media.iter_frames(path), len(landmarks))):
         for size, kept in zip(sizes, crops):
             kept.append(face_crop(frame, landmarks[index], size))
-        if index % metrics.SHARPNESS_EVERY == 0 and min(frame.shape[:2]) >= metrics.CPBD_MIN_SIZE:
-            sharpness.append(metrics.cpbd(frame))
+        if index % SHARPNESS_EVERY == 0 and min(frame.shape[:2]) >= CPBD_MIN_SIZE:
+            sharpness.append(cpbd(frame))
     return [np.stack(kept) for kept in crops], float(np.mean(sharpness)) if sharpness else float("nan")
 
 
@@ -124,11 +126,17 @@ def analyse_video(
     reference: Path | None = None,
     syncnet: SyncNetHook | None = None,
 ) -> VideoResult:
-    """Analyse one video; user-level problems (no face, unreadable) land in ``error``."""
+    """Analyse one video; user-level problems (no face, unreadable) land in ``error``.
+
+    The video is tracked once, per frame (:data:`~emoportrait.analysis.metrics.TRACKING`):
+    the comparison with the ``reference`` takes that track as it is, the face crops and the
+    loudness following its smoothed landmarks (:func:`~emoportrait.face.smoothed`).
+    """
     result = VideoResult(path=path, truth=truth)
     try:
         info = media.probe(path)
-        track = face.track_frames(media.iter_frames(path), info.fps, name=str(path))
+        per_frame = face.track_frames(media.iter_frames(path), info.fps, metrics.TRACKING, name=str(path))
+        track = face.smoothed(per_frame)
         sizes = (CROP_SIZE, SYNCNET_CROP_SIZE) if syncnet is not None and info.has_audio else (CROP_SIZE,)
         crops, sharpness = _crops_and_sharpness(path, track.landmarks, sizes)
         result.frames, result.fps = len(track), info.fps or media.STILL_FPS
@@ -137,11 +145,11 @@ def analyse_video(
             result.predictions[recognizer.info.name] = _predict(recognizer, crops[0], result.fps, protocol)
         result.sharpness = sharpness
         if info.has_audio:
-            result.loudness = metrics.track_loudness_following(track, path)
+            result.loudness = track_loudness_following(track, path)
             if syncnet is not None:
                 result.sync = syncnet.scores(crops[1], audio.load_audio(path), result.fps)
         if reference is not None:
-            result.comparison = metrics.compare_videos(path, reference)
+            result.comparison = metrics.compare_videos(path, reference, generated_track=per_frame)
     except EmoportraitError as exc:  # the caller reports it (a log line here would break the progress bar)
         result.error = str(exc)
     return result

@@ -8,9 +8,10 @@ y down, z depth scaled like x). See :mod:`.tracker`, :mod:`.landmarks`,
 from .landmarks import (
     GROUPS, IBUG68, N_LANDMARKS, RIGID, face_size, group, inner_mouth_opening, rigid_radius, to_ibug68,
 )
-from .tracker import FaceTrack, TrackerConfig, track_file, track_frames
+from .tracker import FaceTrack, TrackerConfig, smoothed, track_file, track_frames
 
 __all__ = [
     "GROUPS", "IBUG68", "N_LANDMARKS", "RIGID", "FaceTrack", "TrackerConfig",
-    "face_size", "group", "inner_mouth_opening", "rigid_radius", "to_ibug68", "track_file", "track_frames",
+    "face_size", "group", "inner_mouth_opening", "rigid_radius", "smoothed", "to_ibug68", "track_file",
+    "track_frames",
 ]

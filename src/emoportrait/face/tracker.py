@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TextIO
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +94,12 @@ class FaceTrack:
         for start, end in self.long_gaps:
             mask[start:end] = False
         return mask
+
+    def head(self, count: int) -> FaceTrack:
+        """The track of its first ``count`` frames."""
+        gaps = [(start, min(end, count)) for start, end in self.long_gaps if start < count]
+        return FaceTrack(self.landmarks[:count], self.found[:count], self.interpolated[:count],
+                         self.confidence[:count], self.fps, self.size, gaps)
 
     def at_rate(self, fps: float) -> FaceTrack:
         """The track resampled to ``fps``: each new frame (centred at ``(k + 0.5) / fps`` s)
@@ -276,15 +282,7 @@ def track_frames(
         raise NoFaceError(f"no face found in any of the {len(found)} frame(s) of '{name}'; "
                           "give a video where one face is clearly visible")
     filled, interpolated, long_gaps = fill_gaps(np.stack(landmarks), found_mask, max_gap)
-    if config.smooth and not static and len(filled) > 1:
-        unit = float(np.median(rigid_radius(filled)))  # pixels: the unit for smoothing
-        filled = one_euro_zero_phase(
-            filled / unit, fps,
-            min_cutoff_hz=config.smooth_min_cutoff_hz,
-            beta=config.smooth_beta,
-            d_cutoff_hz=config.smooth_d_cutoff_hz,
-        ) * unit
-    return FaceTrack(
+    track = FaceTrack(
         landmarks=filled.astype(np.float32),
         found=found_mask,
         interpolated=interpolated,
@@ -293,6 +291,24 @@ def track_frames(
         size=size,
         long_gaps=long_gaps,
     )
+    return smoothed(track, config) if config.smooth else track
+
+
+def smoothed(track: FaceTrack, config: TrackerConfig = TrackerConfig()) -> FaceTrack:
+    """``track`` with its landmarks smoothed over time (zero-lag One-Euro, in units of the face's
+    rigid radius), as :func:`track_frames` returns it when ``config.smooth``: one unsmoothed
+    tracking serves both the per-frame metrics and what needs steady landmarks. A still's
+    track (no fps) or a single frame is returned as it is."""
+    if track.fps is None or len(track) < 2:
+        return track
+    unit = float(np.median(rigid_radius(track.landmarks)))  # pixels: the unit for smoothing
+    landmarks = one_euro_zero_phase(
+        track.landmarks / unit, track.fps,
+        min_cutoff_hz=config.smooth_min_cutoff_hz,
+        beta=config.smooth_beta,
+        d_cutoff_hz=config.smooth_d_cutoff_hz,
+    ) * unit
+    return replace(track, landmarks=landmarks.astype(np.float32))
 
 
 def track_file(
