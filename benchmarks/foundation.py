@@ -62,8 +62,8 @@ def main() -> None:
         rate = 16000
         t = np.arange(int(args.seconds * rate)) / rate
         speech = (0.3 * np.sin(2 * np.pi * 150 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
-        audio.mfcc_windows(speech[: rate], 25.0)  # librosa's first call compiles (numba); not timed
-        seconds, _ = _timed(lambda: audio.mfcc_windows(speech, 25.0))
+        audio.mfcc_windows(speech[: rate], FPS)  # librosa's first call compiles (numba); not timed
+        seconds, _ = _timed(lambda: audio.mfcc_windows(speech, FPS))
         rows.append(("MFCC windows (T, 28, 12)", args.seconds / seconds, "x real time"))
         other = np.interp(np.linspace(0, len(speech) - 1, int(len(speech) * 1.25)),
                           np.arange(len(speech)), speech).astype(np.float32)
