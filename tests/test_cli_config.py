@@ -34,7 +34,9 @@ def _yaml(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def test_generate_takes_its_sections_from_the_file_and_flags_override_them(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def generate(monkeypatch) -> Called:
+    """The pipeline's generate, replaced: it keeps what the command called it with."""
     from emoportrait import pipeline
 
     class Summary:
@@ -43,8 +45,12 @@ def test_generate_takes_its_sections_from_the_file_and_flags_override_them(tmp_p
         def describe(self) -> str:
             return "made"
 
-    generate = Called(Summary())
-    monkeypatch.setattr(pipeline, "generate", generate)
+    called = Called(Summary())
+    monkeypatch.setattr(pipeline, "generate", called)
+    return called
+
+
+def test_generate_takes_its_sections_from_the_file_and_flags_override_them(tmp_path, capsys, generate):
     config = _yaml(tmp_path, "emotion: {name: sad, intensity: 0.5}\n"
                              "generate: {size: 256, seed: 3, keep_expression: true, idle_motion_deg: 0.5}\n"
                              "renderer: {name: warp}\n")
@@ -163,17 +169,7 @@ def test_a_missing_config_file_is_a_one_line_error(tmp_path, capsys):
     _assert_one_line_error(code, err, "none.yaml' does not exist")
 
 
-def test_the_file_tunes_the_training_free_driver_and_renderer(tmp_path, capsys, monkeypatch):
-    from emoportrait import pipeline
-
-    class Summary:
-        emotion = ""
-
-        def describe(self) -> str:
-            return "made"
-
-    generate = Called(Summary())
-    monkeypatch.setattr(pipeline, "generate", generate)
+def test_the_file_tunes_the_training_free_driver_and_renderer(tmp_path, capsys, generate):
     config = _yaml(tmp_path, "procedural: {opening_gap: 0.4, prototypes: {happy: {AU12: 2.0}}}\n"
                              "action_units: {au12_corner: [0.12, -0.15, 0.0]}\n"
                              "warp: {creases: {depth: 0.5}, mouth: {teeth_height: 0.08}}\n")
