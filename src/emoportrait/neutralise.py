@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .drivers.action_units import SIDES, ActionUnitConfig, FaceGeometry, action_unit, jaw_move, spread
+from .face.landmarks import LIP_CORNER
 
 _LOWER_MIDDLE = 14  # lower inner-lip midpoint
 _UPPER_MIDDLE = 13  # upper inner-lip midpoint
-_CORNERS = {"right": 61, "left": 291}  # outer lip corners: the subject's right is at image left
 _SIDE_SUFFIX = {"right": "R", "left": "L"}
 
 
@@ -97,8 +97,8 @@ def close_lips(geometry: FaceGeometry, config: NeutraliseConfig = NeutraliseConf
 def corner_lift(points: np.ndarray, side: str) -> float:
     """How far the lip corner of ``side`` sits above the upper inner lip's middle, over the
     distance between the corners (canonical ``(478, 3)`` points; positive: smiling)."""
-    width = float(np.linalg.norm(points[_CORNERS["right"], :2] - points[_CORNERS["left"], :2]))
-    return float(points[_UPPER_MIDDLE, 1] - points[_CORNERS[side], 1]) / width
+    width = float(np.linalg.norm(points[LIP_CORNER["right"], :2] - points[LIP_CORNER["left"], :2]))
+    return float(points[_UPPER_MIDDLE, 1] - points[LIP_CORNER[side], 1]) / width
 
 
 def level_corners(geometry: FaceGeometry, points: np.ndarray, config: NeutraliseConfig = NeutraliseConfig(),

@@ -125,6 +125,8 @@ NOSE_WING = {"right": (48, 64, 98, 102, 129, 49, 219), "left": (278, 294, 327, 3
 """Nose wing (ala): the nose wrinkler (AU9) pulls it up."""
 NOSE_SIDE = {"right": (209, 198, 131, 236), "left": (429, 420, 360, 456)}
 """Side of the nose above the wing, where the nose wrinkler's lines form."""
+LIP_CORNER = {"right": 61, "left": 291}
+"""Outer lip corner of each side."""
 
 # The 68-point iBUG / dlib layout as MediaPipe indices, point for point (0-based):
 # jaw 0-16 (image left to right), right brow 17-21, left brow 22-26, nose bridge

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..face.landmarks import CHEEK, NOSE_SIDE, NOSE_WING, RIGID, SIDES
+from ..face.landmarks import CHEEK, LIP_CORNER, NOSE_SIDE, NOSE_WING, RIGID, SIDES
 from ..geometry import umeyama
 from ..ramps import smoothstep
 
@@ -62,7 +62,6 @@ _LOWER_LID_MIDDLE = {"right": 145, "left": 374}
 _OUTER_CANTHUS = {"right": 130, "left": 359}
 _CROWS_FEET_TOWARD = {"right": (156, 34, 116), "left": (383, 264, 345)}
 _NOSE_WRINKLES = {"right": ((188, 122), (174, 196)), "left": ((412, 351), (399, 419))}
-_LIP_CORNER = {"right": 61, "left": 291}
 _OTHER_SIDE = {"right": "left", "left": "right"}
 
 
@@ -164,7 +163,7 @@ def _rise(moves: np.ndarray, indices) -> float:
 
 def _pull(moves: np.ndarray, side: str) -> float:
     """How far the lip corner of ``side`` moved out (away from the midline) plus up, eye spans."""
-    move = moves[_LIP_CORNER[side]]
+    move = moves[LIP_CORNER[side]]
     return float(-_MEDIAL[side] * move[0] - move[1])
 
 
@@ -231,8 +230,8 @@ def creases(source: np.ndarray, target: np.ndarray, config: CreaseConfig = Creas
             line = np.linspace(points[first], points[second], 5)
             add(line, np.full(len(line), wrinkled), config.nose_depth, config.nose_width)
         one_sided = _ramp(_pull(moves, side) - _pull(moves, _OTHER_SIDE[side]), config.corner_pull_moves)
-        corner = points[_LIP_CORNER[side]]
-        out = corner - points[_LIP_CORNER[_OTHER_SIDE[side]]]
+        corner = points[LIP_CORNER[side]]
+        out = corner - points[LIP_CORNER[_OTHER_SIDE[side]]]
         out /= max(float(np.linalg.norm(out)), 1e-9)
         along = np.linspace(-0.5, 0.5, 7)[:, None]
         line = corner + span * (out * (config.dimple_offset + 0.3 * config.dimple_length * (0.25 - along**2))
