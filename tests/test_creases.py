@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from emoportrait import face
-from emoportrait.face.landmarks import CHEEK
-from emoportrait.render.creases import CreaseConfig, creases, shade_creases
+from emoportrait.face.landmarks import CHEEK, SIDES
+from emoportrait.render.creases import CreaseConfig, creases, flatten_folds, shade_creases
 
 FLAT_SKIN = 180
 
@@ -123,3 +123,37 @@ def test_one_lip_corner_pulled_out_and_up_draws_a_dimple_beside_it_and_speech_no
     spread[291, :2] += out * np.array([-1.0, 1.0])
     assert not any(np.linalg.norm(crease.points.mean(axis=0) - landmarks[61, :2]) < reach
                    for crease in creases(landmarks, spread))
+
+
+def test_a_lowered_cheek_smooths_its_smile_fold_and_keeps_the_skin_texture(landmarks):
+    """A portrait's smile taken off: the fold it cast fades, pores and lips stay; speech does nothing."""
+    landmarks = landmarks * 4.0                                      # a face 120 px between the eyes
+    rng = np.random.default_rng(0)
+    frame = np.full((1024, 1024, 3), FLAT_SKIN, np.float64) + rng.normal(0.0, 4.0, (1024, 1024, 1))
+    rows, cols = np.mgrid[:1024, :1024]
+    fold = np.zeros((1024, 1024))
+    width = 0.03 * span(landmarks)                                    # a smile's fold, as in real portraits
+    for side in SIDES:
+        for x, y in landmarks[[206, 216, 212], :2] if side == "right" else landmarks[[426, 436, 432], :2]:
+            fold = np.maximum(fold, np.exp(-((cols - x) ** 2 + (rows - y) ** 2) / (2 * width ** 2)))
+    frame = np.clip(frame * (1.0 - 0.3 * fold[..., None]), 0, 255).astype(np.uint8)
+    reach = 0.3 * span(landmarks)
+    on_fold, beside = fold > 0.9, (fold < 0.01) & (np.abs(cols - landmarks[216, 0]) < reach) & \
+        (np.abs(rows - landmarks[216, 1]) < reach)
+
+    def contrast(image: np.ndarray) -> float:
+        return float(image[beside].mean() - image[on_fold].mean())
+
+    smile_gone = moved(landmarks, np.concatenate([CHEEK["right"], CHEEK["left"]]), 0.03)
+    out = frame.copy()
+    flatten_folds(out, landmarks, smile_gone)
+    assert contrast(frame) > 40 and contrast(out) < 0.5 * contrast(frame)
+    texture = beside & (rows < landmarks[216, 1])
+    assert out[texture].std() > 0.6 * frame[texture].std()       # the pores are not blurred away
+    lips = face.GROUPS["outer_lips"]
+    inside = (np.abs(cols - landmarks[lips, 0].mean()) < 5) & (np.abs(rows - landmarks[lips, 1].mean()) < 3)
+    assert np.array_equal(out[inside], frame[inside])
+    for unmoved in (landmarks, moved(landmarks, CHEEK["right"], -0.03), moved(landmarks, [14, 17, 152], 0.05)):
+        untouched = frame.copy()
+        flatten_folds(untouched, landmarks, unmoved)                  # same, raised cheek, an opening jaw
+        assert np.array_equal(untouched, frame)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..face.landmarks import CHEEK, LIP_CORNER, NOSE_SIDE, NOSE_WING, RIGID, SIDES
+from ..face.landmarks import CHEEK, GROUPS, LIP_CORNER, NOSE_SIDE, NOSE_WING, RIGID, SIDES
 from ..geometry import umeyama
 from ..ramps import smoothstep
 
@@ -105,6 +105,12 @@ class CreaseConfig:
     dimple_length: float = 0.12   # ... over this length, centred on the corner's height
     bulge_share: float = 0.35     # a fold's highlight, as a share of its darkening
     max_darkening: float = 0.5    # no pixel is darkened by more than this share
+    # Folds the face leaves (a portrait's smile taken off): its nasolabial fold is smoothed.
+    # (speech moves the cheek down by at most 0.0034, the astronaut's smile taken off by 0.017-0.023)
+    cheek_fall_moves: tuple[float, float] = (0.004, 0.02)  # cheek surface down from the frame's
+    flatten_width: float = 0.08   # the fold's band: Gaussian sigma about the nasolabial line (eye spans)
+    flatten_relief: float = 0.07  # relief from this scale (sigma, eye spans) ...
+    flatten_texture: float = 0.008  # ... down to this one is flattened; finer texture (pores) stays
 
 
 @dataclass(frozen=True)
@@ -281,6 +287,56 @@ def _draw(canvas: np.ndarray, points: np.ndarray, strength: np.ndarray, width: f
     layer = cv2.GaussianBlur(layer, (0, 0), sigma)
     # a 1-px line blurred by sigma peaks at 1 / (sqrt(2 pi) sigma): scaled back to the strength
     np.maximum(canvas[y0:y1, x0:x1], layer * max(1.0, np.sqrt(2.0 * np.pi) * sigma), out=canvas[y0:y1, x0:x1])
+
+
+def flatten_folds(out: np.ndarray, source: np.ndarray, target: np.ndarray,
+                  config: CreaseConfig = CreaseConfig()) -> None:
+    """Smooth out, in ``out`` (in place), the nasolabial folds of cheeks ``target`` lowers.
+
+    A smiling portrait made neutral keeps its smile's folds in the skin: the warp moves
+    the cheek down, not the shadow it cast. Where a cheek falls (its surface moves
+    down from the frame's, :attr:`CreaseConfig.cheek_fall_moves`), the skin's relief
+    about the driven nasolabial line (a Gaussian band ``flatten_width`` eye spans wide)
+    is flattened: each colour channel is divided by its relief at scales between
+    ``flatten_texture`` and ``flatten_relief`` (the ratio of a light blur of the
+    channel to a wide one), so the fold's reddish shadow and the bulge's highlight fade
+    and pores, freckles and the overall shading stay. The lips are left alone.
+
+    Args:
+        out: ``(H, W, 3)`` uint8 RGB frame already showing the face at ``target``.
+        source: ``(478, 2+)`` landmark pixels of the frame the face was warped from.
+        target: ``(478, 2+)`` landmark pixels of the face in ``out``.
+        config: The moves that flatten, and the band's and the relief's sizes.
+    """
+    if config.depth <= 0:
+        return
+    moves, span = _moves(np.asarray(source, np.float64), np.asarray(target, np.float64))
+    points = np.asarray(target, np.float64)[:, :2]
+    strength = {side: float(_ramp(-_rise(moves, CHEEK[side]), config.cheek_fall_moves)) for side in SIDES}
+    if max(strength.values()) <= 1e-3:
+        return
+    band_sigma, relief_sigma = config.flatten_width * span, config.flatten_relief * span
+    lines = np.concatenate([points[list(_NASOLABIAL[side])] for side in SIDES])
+    pad = 3.0 * (band_sigma + relief_sigma) + 2.0
+    height, width = out.shape[:2]
+    x0, y0 = (max(int(np.floor(v - pad)), 0) for v in lines.min(axis=0))
+    x1, y1 = int(min(np.ceil(lines[:, 0].max() + pad), width)), int(min(np.ceil(lines[:, 1].max() + pad), height))
+    if x1 <= x0 or y1 <= y0:
+        return
+    origin = np.array([x0, y0], np.float64)
+    band = np.zeros((y1 - y0, x1 - x0), np.float32)
+    for side in SIDES:
+        if strength[side] > 1e-3:
+            line = points[list(_NASOLABIAL[side])] - origin
+            _draw(band, line, np.full(len(line), strength[side]), band_sigma)
+    lips = np.zeros_like(band)
+    cv2.fillPoly(lips, [np.round(points[GROUPS["outer_lips"]] - origin).astype(np.int32)], 1.0)
+    band *= 1.0 - cv2.GaussianBlur(cv2.dilate(lips, np.ones((3, 3), np.uint8)), (0, 0), max(0.01 * span, 0.5))
+    region = out[y0:y1, x0:x1].astype(np.float32) + 1.0
+    relief = cv2.GaussianBlur(region, (0, 0), max(config.flatten_texture * span, 0.5)) / cv2.GaussianBlur(
+        region, (0, 0), relief_sigma)
+    flattened = region / np.power(relief, np.clip(band, 0.0, 1.0)[..., None]) - 1.0
+    out[y0:y1, x0:x1] = np.clip(np.round(flattened), 0, 255).astype(np.uint8)
 
 
 def shade_creases(out: np.ndarray, source: np.ndarray, target: np.ndarray,

@@ -46,7 +46,7 @@ from scipy.spatial import Delaunay
 from threadpoolctl import ThreadpoolController
 
 from ..face.landmarks import GROUPS, MESH_TRIANGLES, face_size, signed_areas
-from .creases import SHADOW_TINT, CreaseConfig, shade_creases
+from .creases import SHADOW_TINT, CreaseConfig, flatten_folds, shade_creases
 from .mouth import (LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip,
                     upper_lip_drop)
 from .mouth_bank import BankConfig, MouthBank
@@ -364,6 +364,7 @@ class WarpRenderer:
                 return out
             _warp(frame, out, mesh_source, layout, folds=self.config.fold_shading,
                   fold_blur=max(self.config.fold_blur * size, 0.5))
+            flatten_folds(out, source, target, self.config.creases)
             shade_creases(out, source, target, self.config.creases)
             chosen = self._bank.choose(target) if self._bank is not None and target.shape[1] >= 3 else None
             if chosen is not None:
