@@ -10,6 +10,7 @@ from emoportrait import face
 from emoportrait.render.mouth import (
     UPPER_CHAIN,
     MouthPainter,
+    black_level,
     TeethStrip,
     bundled_strip,
     completed,
@@ -87,6 +88,19 @@ def test_a_grey_photo_gets_a_grey_mouth(portrait, landmarks):
     out = grey.copy()
     painter.paint(out, target)
     assert np.any(out != grey) and chroma(out).max() < 3
+
+
+def test_a_faded_photo_gets_a_mouth_no_darker_than_its_own_shadows(portrait, landmarks):
+    faded = (60 + 0.7 * portrait).astype(np.uint8)                    # its black is 60 of 255
+    assert np.all(black_level(faded) >= 60) and np.all(black_level(portrait) < 10)
+    target = drop_jaw(landmarks, 0.2 * face_height(landmarks))
+    inside = polygon_mask(target[face.GROUPS["inner_lips"], :2], portrait.shape[:2]) > 0.5
+    darkest = {}
+    for name, frame in (("faded", faded), ("sharp", portrait)):
+        out = frame.copy()
+        MouthPainter.for_target(frame, landmarks).paint(out, target)
+        darkest[name] = out[inside].min()
+    assert darkest["sharp"] < 40 and darkest["faded"] >= 57
 
 
 def lightness(rgb: np.ndarray) -> float:

@@ -7,7 +7,8 @@ for an open one. :class:`MouthPainter` paints the interior instead, in layers, i
 inner corners), ``v`` down from the upper inner lip in units of the inner mouth width.
 
 * The **cavity**: the colour of the target's lips, darkened (a black-and-white photo
-  gets a grey mouth), shaded darker toward the middle and the bottom, with the
+  gets a grey mouth), no darker than the photo's own black (:func:`black_level`: a
+  faded photo gets no pitch-black hole), shaded darker toward the middle and the bottom, with the
   tongue's back rising in a wide-open mouth and the lips' wet inner surface at the
   lower lip and the corners.
 * The **teeth**: a :class:`TeethStrip`, a texture of real teeth in ``(u, v)``. The
@@ -49,6 +50,7 @@ _SUBNASALE, _NOSE_BRIDGE = 2, 168        # the nose's base and its bridge betwee
 _SUBPIXEL_BITS = 4
 _ARC_SAMPLES = 33      # points of each smoothed inner-lip arc (MouthFrame.smoothed)
 _TEETH_OVER_SKIN = 8.0  # L*: teeth are lighter than the skin around the mouth in portraits
+BLACK_PERCENTILE = 0.5  # a photo's black: this percentile of each channel over the frame
 BUNDLED_STRIP = "astronaut_teeth.npz"
 """Package data file of the bundled strip (made by ``scripts/make_mouth_bank.py``)."""
 
@@ -305,6 +307,15 @@ def _sclera(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
     return lighter.mean(axis=0)
 
 
+def black_level(frame: np.ndarray) -> np.ndarray:
+    """``(3,)`` RGB black of a photo: each channel's ``BLACK_PERCENTILE`` over the frame.
+
+    A hazy, faded or low-contrast photo has no true black (the glasses portrait of
+    ``shared/media``: 51, 40 and 28 of 255); a mouth painted darker than its darkest
+    shadows looks pasted on. A frame with real blacks gives about 0: no change."""
+    return np.percentile(frame.reshape(-1, 3), BLACK_PERCENTILE, axis=0).astype(np.float32)
+
+
 def face_light(frame: np.ndarray, landmarks: np.ndarray) -> FaceLight:
     """:class:`FaceLight` of a face: the skin in a band from the outer lips out to twice
     their size about the mouth centre, and the whites of the eyes."""
@@ -445,12 +456,15 @@ class MouthPainter:
         config: Settings.
         rest_drop: the target's :func:`upper_lip_drop` at rest; None: the upper teeth always show
             ``teeth_height``.
+        black_rgb: ``(3,)`` the target's black (:func:`black_level`): the painted cavity and teeth
+            are lifted onto it, as the photo's own shadows are; None: true black.
     """
 
     def __init__(self, strip: TeethStrip, lips_rgb: np.ndarray, config: MouthConfig = MouthConfig(),
-                 rest_drop: float | None = None) -> None:
+                 rest_drop: float | None = None, black_rgb: np.ndarray | None = None) -> None:
         self.strip = strip
         self.rest_drop = rest_drop
+        self.black_linear = _to_linear(np.zeros(3) if black_rgb is None else black_rgb)
         self.cavity_linear = config.cavity_gain * _to_linear(lips_rgb)
         self.tongue_linear = config.tongue_gain * _to_linear(lips_rgb)
         self.lips_rgb = np.asarray(lips_rgb, np.float32)
@@ -470,7 +484,7 @@ class MouthPainter:
         if own is not None:
             strip = completed(own, strip)
         rest = upper_lip_drop(landmarks) if rest_drop is None else rest_drop
-        return cls(strip, lip_colour(frame, landmarks), config, rest)
+        return cls(strip, lip_colour(frame, landmarks), config, rest, black_level(frame))
 
     def teeth_height(self, landmarks: np.ndarray) -> float:
         """Visible length (mouth widths) of the upper teeth under the upper lip of ``(478, 2+)``
@@ -527,10 +541,10 @@ class MouthPainter:
                 1.0 - config.lip_shadow * np.clip(1.0 - depth_in / config.lip_shadow_depth, 0.0, 1.0))
             colour = colour + alpha[..., None] * (texture * shade[..., None] - colour)
         light = 1.0 - (1.0 - config.shadow_depth) * (1.0 - smoothstep(relative / config.shadow_opening))
-        colour = colour * light[..., None]
+        colour = self._lifted(colour * light[..., None])
         # where the lips have not parted yet (a closed mouth, an opening's corners) they meet in a
         # line of their own shadowed inner surface, not of the cavity (it drew a black line)
-        inner = _to_srgb(self.lip_inner_linear)
+        inner = self._lifted(_to_srgb(self.lip_inner_linear))
         colour = inner + parted[..., None] * (colour - inner)
         # the lips' wet inner surface of an open mouth, not in its shadow: below the visible opening
         # (the lower lip rises to meet the upper one toward the corners), fading into it over
@@ -544,6 +558,10 @@ class MouthPainter:
         around = self.lips_rgb if lips is None else lips
         surface = inner + lip * (around - inner)  # the lips' own colour at the edge, darker inside
         return (colour + lip * (surface - colour)).astype(np.float32)
+
+    def _lifted(self, rgb: np.ndarray) -> np.ndarray:
+        """sRGB colours ``(..., 3)`` lifted onto the target's black: ``b + (1 - b) c`` in linear light."""
+        return _to_srgb(self.black_linear + (1.0 - self.black_linear) * _to_linear(rgb))
 
     def openness(self, coordinates: MouthFrame) -> float:
         """0 for a closed mouth to 1 for one open ``shadow_opening`` mouth widths at the middle: how
