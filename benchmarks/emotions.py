@@ -14,6 +14,10 @@ frames' probabilities). It prints
   eye distance, for surprised and angry, head sway and creases off, drawn at the portrait's
   own size: at 320 px the codec blurs thin rims away), with and without ``rigid_glasses``;
 
+* the same FER on real actors (``shared/media/mead/video``: MEAD's M030 and W009, one
+  level-3 clip per emotion, level 1 for neutral), where present: what the yardstick
+  itself reaches on real faces;
+
 and writes one contact sheet per portrait to ``--out`` (rows: emotions; columns: the
 source, then intensities 0.3, 0.6, 1.0; face crops at 2 s). Contempt, which FER2013
 cannot output, is judged by eye on the sheets.
@@ -102,6 +106,23 @@ def glasses_band(image: np.ndarray) -> tuple[np.ndarray, float] | None:
     return band.astype(bool), float(np.linalg.norm(landmarks[33, :2] - landmarks[263, :2]))
 
 
+def real_actors(media_root: Path, recognizer: MiniXceptionRecognizer) -> list[run.VideoResult]:
+    """FER on the shared real MEAD clips (none where they are absent)."""
+    clips = sorted((media_root / "mead" / "video").glob("*_level*_001.mp4"))
+    truth = {clip: canonical_emotion(clip.name.split("_")[1]) for clip in clips}
+    return run.analyse_videos(clips, truth, [recognizer]) if clips else []
+
+
+def print_confusion(title: str, results: list[run.VideoResult], recognizer: MiniXceptionRecognizer) -> None:
+    """The confusion matrix of ``results`` (rows: requested or acted; columns: FER2013) and its accuracy."""
+    summary = report.summarize(results, recognizer.info)
+    print(f"\n{title} (rows: requested; columns: FER2013):")
+    print(f"{'':<11}" + "".join(f"{label[:8]:>9}" for label in recognizer.info.labels))
+    for emotion, row in zip(EMOTIONS, summary.confusion):
+        print(f"{emotion:<11}" + "".join(f"{count:>9}" for count in row))
+    print(f"accuracy {summary.accuracy:.2f} ({summary.accuracy_reachable:.2f} over the emotions FER2013 has)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media", type=Path, default=DEFAULT_MEDIA)
@@ -176,12 +197,10 @@ def main() -> None:
     print(f"{'portrait':<16}{'intensity':>10}{'recognised':>12}{'p(requested)':>14}")
     for name, intensity, hits, probability in table:
         print(f"{name[:15]:<16}{intensity:>10.1f}{f'{hits}/7':>12}{probability:>14.2f}")
-    summary = report.summarize(finals, recognizer.info)
-    print("\nconfusion at intensity 1.0, all portraits (rows: requested; columns: FER2013):")
-    print(f"{'':<11}" + "".join(f"{label[:8]:>9}" for label in labels))
-    for emotion, row in zip(EMOTIONS, summary.confusion):
-        print(f"{emotion:<11}" + "".join(f"{count:>9}" for count in row))
-    print(f"accuracy {summary.accuracy:.2f} ({summary.accuracy_reachable:.2f} over the emotions FER2013 has)")
+    print_confusion("confusion at intensity 1.0, all portraits", finals, recognizer)
+    actors = real_actors(args.media, recognizer)
+    if actors:
+        print_confusion(f"the same FER on {len(actors)} real MEAD clips (M030, W009)", actors, recognizer)
     for name, rigid, bent in rigidity:
         print(f"glasses of {name}: frame edges move {rigid[0]:.2f} (surprised) and {rigid[1]:.2f} (angry) px per "
               f"100 px of eye span with rigid glasses, {bent[0]:.2f} and {bent[1]:.2f} without")
