@@ -23,10 +23,14 @@ How far each is drawn is measured from the landmarks alone: the driven face is
 aligned onto the frame's own face on the rigid points (so head motion cancels), and
 each region's move is taken in eye spans (the distance between the outer eye
 corners). Speech moves none of these regions (brows, cheeks, nose), so the creases
-do not flicker with the mouth; moves away from a fold (brows lowered on a frame whose brows were raised)
-draw nothing. Each crease is a soft dark line (Gaussian profile) that multiplies the
-skin, redder in the shadow, and for a fold a soft highlight on the side that bulges:
-the skin's own texture stays.
+do not flicker with the mouth; moves away from a fold (brows lowered on a frame whose
+brows were raised) draw nothing. Each crease is a soft dark line (Gaussian profile)
+that multiplies the skin, redder in the shadow, and for a fold a soft highlight on the
+side that bulges: the skin's own texture stays.
+
+One move away from a fold does change the skin: a cheek that falls (a portrait's smile
+taken off) has its nasolabial fold, the smile's shadow the warp carried along,
+smoothed out (:func:`flatten_folds`).
 """
 
 from __future__ import annotations
