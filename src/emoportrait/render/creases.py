@@ -115,6 +115,7 @@ class CreaseConfig:
     flatten_width: float = 0.08   # the fold's band: Gaussian sigma about the nasolabial line (eye spans)
     flatten_relief: float = 0.07  # relief from this scale (sigma, eye spans) ...
     flatten_texture: float = 0.008  # ... down to this one is flattened; finer texture (pores) stays
+    flatten_lip_margin: float = 0.04  # nor within this of the lips (their outline's shading shapes them)
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,8 @@ def flatten_folds(out: np.ndarray, source: np.ndarray, target: np.ndarray,
     is flattened: each colour channel is divided by its relief at scales between
     ``flatten_texture`` and ``flatten_relief`` (the ratio of a light blur of the
     channel to a wide one), so the fold's reddish shadow and the bulge's highlight fade
-    and pores, freckles and the overall shading stay. The lips are left alone.
+    and pores, freckles and the overall shading stay. The lips and the skin within
+    ``flatten_lip_margin`` of them are left alone.
 
     Args:
         out: ``(H, W, 3)`` uint8 RGB frame already showing the face at ``target``.
@@ -335,7 +337,9 @@ def flatten_folds(out: np.ndarray, source: np.ndarray, target: np.ndarray,
             _draw(band, line, np.full(len(line), strength[side]), band_sigma)
     lips = np.zeros_like(band)
     cv2.fillPoly(lips, [np.round(points[GROUPS["outer_lips"]] - origin).astype(np.int32)], 1.0)
-    band *= 1.0 - cv2.GaussianBlur(cv2.dilate(lips, np.ones((3, 3), np.uint8)), (0, 0), max(0.01 * span, 0.5))
+    reach = 2 * int(round(config.flatten_lip_margin * span)) + 1   # the lips' outline keeps its shading
+    lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (reach, reach)))
+    band *= 1.0 - cv2.GaussianBlur(lips, (0, 0), max(0.5 * config.flatten_lip_margin * span, 0.5))
     region = out[y0:y1, x0:x1].astype(np.float32) + 1.0
     relief = cv2.GaussianBlur(region, (0, 0), max(config.flatten_texture * span, 0.5)) / cv2.GaussianBlur(
         region, (0, 0), relief_sigma)
