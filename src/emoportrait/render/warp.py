@@ -47,6 +47,7 @@ from threadpoolctl import ThreadpoolController
 
 from ..face.landmarks import GROUPS, MESH_TRIANGLES, face_size, signed_areas
 from .creases import SHADOW_TINT, CreaseConfig, flatten_folds, shade_creases
+from .eyes import EyeConfig, paint_eyes
 from .mouth import (LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip,
                     upper_lip_drop)
 from .mouth_bank import BankConfig, MouthBank
@@ -74,6 +75,7 @@ class WarpConfig:
     fold_shading: float = 0.4            # squeezed skin darkens by this per unit of log compression
     fold_blur: float = 0.015             # ... the shading smoothed over this (Gaussian sigma)
     creases: CreaseConfig = CreaseConfig()  # the expression's creases, shaded in (depth 0: off)
+    eyes: EyeConfig = EyeConfig()        # raised lids uncover the eyeball, not stretch it
     mouth: MouthConfig = MouthConfig()   # the painted interior
     repaint_change: float = 0.08         # the interior is fully painted once the inner lips change by
                                          # this (mouth widths, RMS); less change keeps the frame's own
@@ -364,6 +366,7 @@ class WarpRenderer:
                 return out
             _warp(frame, out, mesh_source, layout, folds=self.config.fold_shading,
                   fold_blur=max(self.config.fold_blur * size, 0.5))
+            paint_eyes(out, frame, source, target, self.config.eyes)
             flatten_folds(out, source, target, self.config.creases)
             shade_creases(out, source, target, self.config.creases)
             chosen = self._bank.choose(target) if self._bank is not None and target.shape[1] >= 3 else None
