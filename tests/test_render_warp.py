@@ -9,6 +9,7 @@ import pytest
 from emoportrait import face
 from emoportrait.render import WarpConfig, WarpRenderer
 from emoportrait.face import face_size
+from emoportrait.render.creases import CreaseConfig
 from emoportrait.render.warp import anchor_ring
 
 
@@ -140,3 +141,19 @@ def test_squeezed_skin_darkens_only_where_folds_form(portrait, landmarks):
     darker = luminance(plain) - luminance(shaded)
     assert darker.max() > 3 and darker.min() >= -1
     assert np.abs(darker[: int(landmarks[9, 1])]).max() < 1             # nothing above the brows
+
+
+def test_a_sliver_triangle_samples_only_near_its_own_corners(landmarks):
+    """The jaw's triangle (58, 172, 215) squeezed into a line, just folded over: pixels the
+    rasteriser gives it must not fetch the frame from far away (stray dark specks on the
+    astronaut's jaw; 78 px away before)."""
+    rows, cols = np.mgrid[:256, :256]
+    frame = np.stack([cols, rows, np.zeros_like(rows)], axis=-1).astype(np.uint8)  # colour = position
+    target = landmarks.astype(np.float64).copy()
+    line = target[215, :2] - target[58, :2]
+    normal = np.array([-line[1], line[0]]) / np.linalg.norm(line)
+    target[172, :2] = (target[58, :2] + target[215, :2]) / 2 - 0.2 * normal
+    out = WarpRenderer(WarpConfig(creases=CreaseConfig(depth=0.0), fold_shading=0.0)).render(frame, landmarks, target)
+    moved = float(np.linalg.norm(target[172, :2] - landmarks[172, :2]))
+    fetched = np.linalg.norm(out[..., :2].astype(float) - np.stack([cols, rows], axis=-1), axis=-1)
+    assert fetched.max() < moved + 3.0

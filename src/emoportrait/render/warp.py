@@ -63,6 +63,7 @@ _SUBPIXEL_BITS = 4                       # fixed-point bits for OpenCV polygon r
 _FOLD_DEAD_ZONE = 0.04                   # log compression that makes no visible fold
 _FOLD_MAX = 0.3                          # folds darken the skin by at most this
 _TEETH_CANDIDATES = 8                    # a video's most open frames tried for the teeth to show
+_SLIVER_HEIGHT = 1.0                     # a triangle less high than this (pixels) is a sliver
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,29 @@ def _compression(maps: np.ndarray) -> np.ndarray:
     return np.where(largest > 0, np.log(np.maximum(largest, 1e-9) / scale), 0.0)
 
 
+def _bound_slivers(map_x: np.ndarray, map_y: np.ndarray, chosen: np.ndarray, layout: _Layout,
+                   source_points: np.ndarray) -> None:
+    """Keep the pixels of slivers sampling near their own triangle (``map_x``, ``map_y`` in place).
+
+    A triangle the target squeezes nearly into a line (less than ``_SLIVER_HEIGHT`` pixels
+    high) still owns the pixels the rasteriser touches beside it, and its affine map sends
+    those far off (stray dark specks on a jaw, 78 px away): they sample within a pixel of
+    the triangle's corners on the frame. ``chosen`` ``(h, w)`` is each pixel's triangle
+    (``len(layout.faces)``: none); ``source_points`` the frame's positions of the layout's points."""
+    corners = layout.points[layout.faces]
+    doubled_area = np.abs(signed_areas(layout.points, layout.faces))
+    longest = np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2).max(axis=1)
+    sliver = doubled_area < _SLIVER_HEIGHT * np.maximum(longest, 1e-9)
+    if not sliver.any():
+        return
+    pixels = np.append(sliver, False)[chosen]
+    owners = chosen[pixels]
+    frame_corners = source_points[layout.faces[owners]]
+    low, high = frame_corners.min(axis=1) - 1.0, frame_corners.max(axis=1) + 1.0
+    map_x[pixels] = np.clip(map_x[pixels], low[:, 0], high[:, 0])
+    map_y[pixels] = np.clip(map_y[pixels], low[:, 1], high[:, 1])
+
+
 def _warp(frame: np.ndarray, out: np.ndarray, source: np.ndarray, layout: _Layout,
           region: tuple[int, int, int, int] | None = None, folds: float = 0.0, fold_blur: float = 1.0) -> None:
     """Write into ``out`` the frame warped so that its mesh points ``source`` ``(N_MESH, 2)``
@@ -271,6 +295,7 @@ def _warp(frame: np.ndarray, out: np.ndarray, source: np.ndarray, layout: _Layou
     ys = np.arange(y1 - y0, dtype=np.float32)[:, None]
     a, b, c, d, e, f = (row[chosen] for row in coefficients)
     map_x, map_y = a * xs + b * ys + c, d * xs + e * ys + f
+    _bound_slivers(map_x, map_y, chosen, layout, source_points)
     warped = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     if folds > 0:
         prone = np.concatenate([_FOLD_POINTS, np.zeros(len(layout.points) - N_MESH)])[layout.faces].mean(axis=1)
