@@ -62,7 +62,10 @@ MOUTH_SOURCES = ("auto", "visemes", "spectral")
 # its speech, which opens wider with the emotion's articulation gain (below): while talking, MEAD's
 # actors' median lip gap is 0.04-0.11 above their neutral one (surprised 0.03 / 0.05, fear
 # 0.05 / 0.07, angry 0.10 / 0.11, M030 / W009), where these prototypes held surprise and fear
-# 0.24 and 0.19 open (now 0.11 and 0.14, gain included).
+# 0.24 and 0.19 open, then 0.11 and 0.14, now 0.056 and 0.085 (gain included; the driver's own
+# gap on the actors' neutral faces, 3 s of speech).
+# Surprise and fear open the mouth with the speech more than neutral does (10th-90th percentile
+# range x1.19 and x1.48 here, the actors' x1.31 / x1.03 and x1.30 / x1.76).
 _PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.0, "AU10": 0.4, "AU12": 1.3, "AU25": 1.0},               # Duchenne smile, teeth showing
     # sad: oblique brows (inner ends up and together), drooping lids, corners down; 1.4x the
@@ -77,11 +80,11 @@ _PROTOTYPES: dict[str, dict[str, float]] = {
     # upper lids up and tense, lips stretched sideways with the lower one drawn down (AU20 + AU16):
     # a wide, tense mouth, not surprise's dropped jaw (which speech would open further). The outer
     # brows rise too (AU2 1.0; at 0.4, AU4 pulled them down, where M030's rise and W009's stay)
-    "fear": {"AU1": 1.8, "AU2": 1.0, "AU4": 1.0, "AU5": 1.5, "AU7": 0.4, "AU16": 1.0, "AU20": 1.8, "AU25": 0.3},
+    "fear": {"AU1": 1.8, "AU2": 1.0, "AU4": 1.0, "AU5": 1.5, "AU7": 0.4, "AU16": 0.5, "AU20": 1.8},
     # disgust narrows the eyes as MEAD's actors do (tracked lid gap -0.041 and -0.022 eye spans; with
     # AU7 0.5, -0.021 and -0.017)
     "disgusted": {"AU9": 0.6, "AU10": 1.2, "AU4": 0.5, "AU6": 0.4, "AU7": 0.7, "AU15": 0.4, "AU17": 0.5},
-    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.2, "AU25": 0.5, "AU26": 0.3},  # raised brows, jaw dropped
+    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.2, "AU25": 0.2, "AU26": 0.1},  # raised brows, jaw dropped
     "contempt": {"AU12R": 1.2, "AU14R": 1.8, "AU1": 0.4, "AU2": 0.3},          # one-sided smirk, brows up
                                                                                  # (both MEAD actors raise them)
 }
