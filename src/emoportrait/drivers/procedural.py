@@ -84,7 +84,7 @@ _PROTOTYPES: dict[str, dict[str, float]] = {
     # disgust narrows the eyes as MEAD's actors do (tracked lid gap -0.041 and -0.022 eye spans; with
     # AU7 0.5, -0.021 and -0.017)
     "disgusted": {"AU9": 0.6, "AU10": 1.2, "AU4": 0.5, "AU6": 0.4, "AU7": 0.7, "AU15": 0.4, "AU17": 0.5},
-    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.2, "AU25": 0.2, "AU26": 0.1},  # raised brows, jaw dropped
+    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.2, "AU25": 0.2, "AU26": 0.1},  # raised brows and lids, lips apart
     "contempt": {"AU12R": 1.2, "AU14R": 1.8, "AU1": 0.4, "AU2": 0.3},          # one-sided smirk, brows up
                                                                                  # (both MEAD actors raise them)
 }

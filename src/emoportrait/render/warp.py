@@ -25,7 +25,8 @@ is copied unchanged, and ``render(frame, L, L)`` returns the frame exactly.
 Triangles the target folds over are drawn first, so unfolded ones win where they
 overlap. Skin the warp squeezes where folds form is darkened a little, and the creases
 of the expression (forehead lines, furrows between the brows, the nasolabial fold, ...)
-are shaded in (:mod:`.creases`).
+are shaded in (:mod:`.creases`). A raised upper lid uncovers the eyeball instead of
+stretching it (:mod:`.eyes`).
 
 The mouth (:mod:`.mouth`, :mod:`.mouth_bank`): on a video target each driven mouth is
 drawn from the target frame whose mouth matches it best; otherwise the inside of the
