@@ -22,7 +22,8 @@ layers:
 
 An eye the frame shows too little of (a blink, a squint: less than
 :attr:`EyeConfig.min_visible` of its iris disc) is left to the warp, so a closed lid is
-never opened onto an invented eye; nor is an eye whose lid does not rise above its
+never opened onto an invented eye (the repainting fades in as the frame's eye opens past that,
+and as the lid rises, so a blink's frames do not pop); nor is an eye whose lid does not rise above its
 frame's (the warp's squeeze of a lowered lid looks as a lid over an eye does).
 """
 
@@ -34,6 +35,7 @@ import cv2
 import numpy as np
 
 from ..face.landmarks import GROUPS, SIDES, contour_halves
+from ..ramps import smoothstep
 from .mouth import polygon_mask
 
 __all__ = ["EyeConfig", "eyeball", "paint_eyes"]
@@ -47,7 +49,9 @@ class EyeConfig:
 
     enabled: bool = True
     lid_band: float = 0.45         # the lashes' shadow: this deep a band under the upper lid moves with it
-    min_visible: float = 0.4       # share of the iris disc the frame must show to repaint the eye
+    min_visible: float = 0.3       # share of the iris disc the frame must show to repaint the eye (a blink
+                                   # shows less; open eyes 0.41-0.79 on the shared faces, under the lashes)
+    visible_ramp: float = 0.1      # ... fully repainted once it shows this much more
     min_rise: float = 0.05         # the eye is repainted once its upper lid rises this far above the frame's
     white_percentile: float = 60.0  # the uncovered white: the mean of the eye's white above this percentile
     lid_shade: float = 0.2         # ... darker by this right under the lid ...
@@ -70,7 +74,7 @@ def _upper_lid_rows(landmarks: np.ndarray, side: str, columns: np.ndarray) -> np
 
 
 def eyeball(frame: np.ndarray, landmarks: np.ndarray, side: str, config: EyeConfig = EyeConfig()
-            ) -> tuple[np.ndarray, tuple[int, int]] | None:
+            ) -> tuple[np.ndarray, tuple[int, int], float] | None:
     """The eyeball of ``side`` as the frame shows it, completed where its lids hide it.
 
     The band of ``lid_band`` iris radii under the upper lid counts as hidden: it is the
@@ -83,9 +87,9 @@ def eyeball(frame: np.ndarray, landmarks: np.ndarray, side: str, config: EyeConf
 
     Returns:
         ``(h, w, 3)`` float32 RGB over a box around the eye (the eye contour and iris
-        grown by ``margin`` iris radii) and the box's top-left corner ``(x0, y0)`` in
-        frame pixels; None when the frame shows less than ``min_visible`` of the iris
-        disc, or the box is off the frame.
+        grown by ``margin`` iris radii), the box's top-left corner ``(x0, y0)`` in
+        frame pixels, and the share of the iris disc the frame shows; None when that is
+        less than ``min_visible``, or the box is off the frame.
     """
     centre, radius = _iris(landmarks, side)
     contour = landmarks[GROUPS[f"{side}_eye"], :2].astype(np.float64)
@@ -104,7 +108,8 @@ def eyeball(frame: np.ndarray, landmarks: np.ndarray, side: str, config: EyeConf
     visible = (polygon_mask(contour - (x0, y0), shape) > 0.5) & (depth >= config.lid_band * radius)
     distance = np.hypot(cols - (centre[0] - x0), rows - (centre[1] - y0))
     disc = distance <= radius
-    if (visible & disc).sum() < config.min_visible * np.pi * radius ** 2 or (visible & ~disc).sum() < 4:
+    shown = float((visible & disc).sum()) / (np.pi * radius ** 2)
+    if shown < config.min_visible or (visible & ~disc).sum() < 4:
         return None
     sclera = patch[visible & ~disc]
     lightness = sclera.mean(axis=1)
@@ -127,7 +132,7 @@ def eyeball(frame: np.ndarray, landmarks: np.ndarray, side: str, config: EyeConf
     reflected = hidden & seen[mirror] & ~glint
     completed[reflected] = patch[mirror][reflected]
     soft = cv2.GaussianBlur(completed, (0, 0), max(0.1 * radius, 0.5))
-    return np.where(visible[..., None], completed, soft), (x0, y0)
+    return np.where(visible[..., None], completed, soft), (x0, y0), shown
 
 
 def _corner_similarity(source: np.ndarray, target: np.ndarray, side: str) -> np.ndarray:
@@ -167,7 +172,7 @@ def paint_eyes(out: np.ndarray, frame: np.ndarray, source: np.ndarray, target: n
         ball = eyeball(frame, source, side, config)
         if ball is None:
             continue
-        texture, origin = ball
+        texture, origin, shown = ball
         contour = target[GROUPS[f"{side}_eye"], :2].astype(np.float64)
         x0, y0 = np.maximum(np.floor(contour.min(axis=0) - 2).astype(int), 0)
         x1, y1 = np.minimum(np.ceil(contour.max(axis=0) + 3).astype(int), out.shape[1::-1])
@@ -188,6 +193,9 @@ def paint_eyes(out: np.ndarray, frame: np.ndarray, source: np.ndarray, target: n
         band = config.lid_band * radius * scale
         on_margin = np.clip(2.0 - depth / max(band, 0.5), 0.0, 1.0)[..., None]
         drawn = ball_pixels + on_margin * (margin_pixels - ball_pixels)
-        mask = polygon_mask(contour - (x0, y0), (y1 - y0, x1 - x0)) * min(rise / (2.0 * config.min_rise), 1.0)
+        # fading in as the lid rises and as the frame's own eye opens (a blink's frames do not pop)
+        opened = float(smoothstep((shown - config.min_visible) / config.visible_ramp))
+        strength = min(rise / (2.0 * config.min_rise), 1.0) * opened
+        mask = polygon_mask(contour - (x0, y0), (y1 - y0, x1 - x0)) * strength
         base = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(np.round(base + mask[..., None] * (drawn - base)), 0, 255).astype(np.uint8)
