@@ -19,11 +19,11 @@ from emoportrait.render.mouth import (
     match_colours,
     mouth_change,
     mouth_frame,
-    polygon_mask,
     teeth_strip,
     upper_lip_drop,
 )
 from emoportrait.render.mouth_bank import MouthBank
+from emoportrait.render.raster import polygon_mask
 
 from .test_render_warp import drop_jaw, face_height
 

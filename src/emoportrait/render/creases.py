@@ -43,6 +43,7 @@ import numpy as np
 from ..face.landmarks import CHEEK, GROUPS, LIP_CORNER, NOSE_SIDE, NOSE_WING, RIGID, SIDES
 from ..geometry import umeyama
 from ..ramps import smoothstep
+from .raster import clipped_box
 
 SHADOW_TINT = np.array([0.8, 1.0, 1.1], np.float32)
 """Per-channel (RGB) share of a darkening: skin in shadow turns redder (light scatters in it)."""
@@ -294,15 +295,6 @@ def _draw(canvas: np.ndarray, points: np.ndarray, strength: np.ndarray, width: f
     np.maximum(canvas[y0:y1, x0:x1], layer * max(1.0, np.sqrt(2.0 * np.pi) * sigma), out=canvas[y0:y1, x0:x1])
 
 
-def _padded_box(points: np.ndarray, pad: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """Integer box ``(x0, y0, x1, y1)`` (x1, y1 exclusive) around ``(K, 2)`` pixel ``points``, grown by
-    ``pad`` pixels and clipped to a frame of ``shape`` ``(H, W, ...)``; empty when x1 <= x0 or y1 <= y0."""
-    x0, y0 = (max(int(np.floor(v - pad)), 0) for v in points.min(axis=0))
-    x1 = int(min(np.ceil(points[:, 0].max() + pad), shape[1]))
-    y1 = int(min(np.ceil(points[:, 1].max() + pad), shape[0]))
-    return x0, y0, x1, y1
-
-
 def flatten_folds(out: np.ndarray, source: np.ndarray, target: np.ndarray,
                   config: CreaseConfig = CreaseConfig()) -> None:
     """Smooth out, in ``out`` (in place), the nasolabial folds of cheeks ``target`` lowers.
@@ -332,7 +324,7 @@ def flatten_folds(out: np.ndarray, source: np.ndarray, target: np.ndarray,
         return
     band_sigma, relief_sigma = config.flatten_width * span, config.flatten_relief * span
     lines = np.concatenate([points[list(_NASOLABIAL[side])] for side in SIDES])
-    x0, y0, x1, y1 = _padded_box(lines, 3.0 * (band_sigma + relief_sigma) + 2.0, out.shape[:2])
+    x0, y0, x1, y1 = clipped_box(lines, 3.0 * (band_sigma + relief_sigma) + 2.0, out.shape[:2])
     if x1 <= x0 or y1 <= y0:
         return
     origin = np.array([x0, y0], np.float64)
@@ -367,7 +359,7 @@ def shade_creases(out: np.ndarray, source: np.ndarray, target: np.ndarray,
     if not found:
         return
     every = np.concatenate([crease.points for crease in found])
-    x0, y0, x1, y1 = _padded_box(every, 4.0 * max(crease.width for crease in found) + 4.0, out.shape[:2])
+    x0, y0, x1, y1 = clipped_box(every, 4.0 * max(crease.width for crease in found) + 4.0, out.shape[:2])
     if x1 <= x0 or y1 <= y0:
         return
     origin = np.array([x0, y0], np.float64)

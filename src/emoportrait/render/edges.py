@@ -29,6 +29,7 @@ from mediapipe.python.solutions import face_mesh_connections as _mesh
 
 from ..face.landmarks import GROUPS, face_size
 from ..media import resize
+from .raster import SUBPIXEL_BITS
 
 __all__ = ["BACKGROUND_CHANNEL", "EDGE_CHANNELS", "FACE_CHANNEL", "EdgeConfig", "edge_map", "edge_preview",
            "face_region", "resize", "scale_landmarks"]
@@ -42,7 +43,6 @@ BACKGROUND_CHANNEL = 1
 EDGE_CHANNELS = 2
 """Channels of an edge map."""
 
-_SUBPIXEL_BITS = 4  # fixed-point bits of the polyline vertices (OpenCV's ``shift``)
 
 _SEGMENTS = np.array(sorted(set().union(
     _mesh.FACEMESH_FACE_OVAL, _mesh.FACEMESH_LEFT_EYEBROW, _mesh.FACEMESH_RIGHT_EYEBROW,
@@ -88,8 +88,8 @@ def _face_contours(landmarks: np.ndarray, size: tuple[int, int], config: EdgeCon
     width, height = size
     canvas = np.zeros((height, width), np.uint8)
     thickness = max(1, round(config.line_width * max(width, height)))
-    segments = np.round(landmarks[_SEGMENTS] * (1 << _SUBPIXEL_BITS)).astype(np.int32)  # (S, 2, 2)
-    cv2.polylines(canvas, list(segments), False, 255, thickness, cv2.LINE_AA, _SUBPIXEL_BITS)
+    segments = np.round(landmarks[_SEGMENTS] * (1 << SUBPIXEL_BITS)).astype(np.int32)  # (S, 2, 2)
+    cv2.polylines(canvas, list(segments), False, 255, thickness, cv2.LINE_AA, SUBPIXEL_BITS)
     return canvas
 
 

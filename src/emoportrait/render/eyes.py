@@ -36,11 +36,12 @@ import numpy as np
 
 from ..face.landmarks import GROUPS, SIDES, contour_halves
 from ..ramps import smoothstep
-from .mouth import polygon_mask
+from .raster import clipped_box, polygon_mask
 
 __all__ = ["EyeConfig", "eyeball", "paint_eyes"]
 
 _CORNERS = {"right": (33, 133), "left": (362, 263)}
+_UPPER_LIDS = {side: contour_halves(f"{side}_eye")[0] for side in SIDES}
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,7 @@ def _iris(landmarks: np.ndarray, side: str) -> tuple[np.ndarray, float]:
 
 def _upper_lid_rows(landmarks: np.ndarray, side: str, columns: np.ndarray) -> np.ndarray:
     """The upper lid's row (pixels) at each of ``columns`` (pixels, same frame), held at its corners."""
-    upper, _ = contour_halves(f"{side}_eye")
-    lid = landmarks[upper, :2].astype(np.float64)
+    lid = landmarks[_UPPER_LIDS[side], :2].astype(np.float64)
     order = np.argsort(lid[:, 0])
     return np.interp(columns, lid[order, 0], lid[order, 1])
 
@@ -93,11 +93,8 @@ def eyeball(frame: np.ndarray, landmarks: np.ndarray, side: str, config: EyeConf
     """
     centre, radius = _iris(landmarks, side)
     contour = landmarks[GROUPS[f"{side}_eye"], :2].astype(np.float64)
-    pad = config.margin * radius
-    low = np.floor(np.minimum(contour.min(axis=0), centre - radius) - pad).astype(int)
-    high = np.ceil(np.maximum(contour.max(axis=0), centre + radius) + pad).astype(int)
-    x0, y0 = max(low[0], 0), max(low[1], 0)
-    x1, y1 = min(high[0], frame.shape[1]), min(high[1], frame.shape[0])
+    x0, y0, x1, y1 = clipped_box(np.concatenate([contour, [centre - radius, centre + radius]]),
+                                 config.margin * radius, frame.shape)
     if x1 - x0 < 3 or y1 - y0 < 3 or radius < 1.0:
         return None
     patch = frame[y0:y1, x0:x1].astype(np.float32)
@@ -163,7 +160,7 @@ def paint_eyes(out: np.ndarray, frame: np.ndarray, source: np.ndarray, target: n
     for side in SIDES:
         similarity = _corner_similarity(source, target, side)
         scale = float(np.hypot(*similarity[:, 0]))
-        upper, _ = contour_halves(f"{side}_eye")
+        upper = _UPPER_LIDS[side]
         _, radius = _iris(source, side)
         carried = source[upper, :2].astype(np.float64) @ similarity[:, :2].T + similarity[:, 2]
         rise = float(np.max(carried[:, 1] - target[upper, 1])) / max(scale * radius, 1e-6)
@@ -174,8 +171,7 @@ def paint_eyes(out: np.ndarray, frame: np.ndarray, source: np.ndarray, target: n
             continue
         texture, origin, shown = ball
         contour = target[GROUPS[f"{side}_eye"], :2].astype(np.float64)
-        x0, y0 = np.maximum(np.floor(contour.min(axis=0) - 2).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(contour.max(axis=0) + 3).astype(int), out.shape[1::-1])
+        x0, y0, x1, y1 = clipped_box(contour, 2.0, out.shape)
         if x1 <= x0 or y1 <= y0:
             continue
         inverse = cv2.invertAffineTransform(similarity)

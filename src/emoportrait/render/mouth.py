@@ -41,13 +41,13 @@ import numpy as np
 from ..face.landmarks import GROUPS, contour_halves
 from ..media import resize
 from ..ramps import smoothstep
+from .raster import clipped_box, polygon_mask
 
 _INNER_LIPS = GROUPS["inner_lips"]
 _OUTER_LIPS = GROUPS["outer_lips"]
 _CORNER_LEFT, _CORNER_RIGHT = 78, 308    # inner mouth corners (image left, image right)
 _UPPER_LIP_MIDDLE = 13                   # the upper inner lip's middle
 _SUBNASALE, _NOSE_BRIDGE = 2, 168        # the nose's base and its bridge between the eyes
-_SUBPIXEL_BITS = 4
 _ARC_SAMPLES = 33      # points of each smoothed inner-lip arc (MouthFrame.smoothed)
 _TEETH_OVER_SKIN = 8.0  # L*: teeth are lighter than the skin around the mouth in portraits
 BLACK_PERCENTILE = 0.5  # a photo's black: this percentile of each channel over the frame
@@ -223,14 +223,6 @@ def upper_lip_drop(landmarks: np.ndarray) -> float:
     fixed to the skull, as the upper teeth are: the lip rising above its rest drop uncovers them."""
     down = mouth_frame(landmarks).axes[1]
     return float((landmarks[_UPPER_LIP_MIDDLE, :2] - landmarks[_SUBNASALE, :2]) @ down / nose_length(landmarks))
-
-
-def polygon_mask(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``shape`` float32 coverage in [0, 1] of a ``(K, 2)`` pixel polygon (anti-aliased)."""
-    mask = np.zeros(shape, np.uint8)
-    points = np.round(polygon * (1 << _SUBPIXEL_BITS)).astype(np.int32)
-    cv2.fillPoly(mask, [points], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
-    return mask.astype(np.float32) / 255.0
 
 
 # ------------------------------------------------------------------ colour helpers
@@ -596,11 +588,7 @@ class MouthPainter:
         coordinates = mouth_frame(landmarks).smoothed()
         polygon = coordinates.outline()
         tracked = landmarks[_INNER_LIPS, :2].astype(np.float64)
-        pad = 2.0
-        low = np.floor(np.minimum(polygon.min(axis=0), tracked.min(axis=0)) - pad).astype(int)
-        high = np.ceil(np.maximum(polygon.max(axis=0), tracked.max(axis=0)) + pad).astype(int) + 1
-        x0, y0 = max(low[0], 0), max(low[1], 0)
-        x1, y1 = min(high[0], out.shape[1]), min(high[1], out.shape[0])
+        x0, y0, x1, y1 = clipped_box(np.concatenate([polygon, tracked]), 2.0, out.shape)
         if x1 <= x0 or y1 <= y0:
             return
         origin = np.array([x0, y0], np.float64)

@@ -49,9 +49,9 @@ from threadpoolctl import ThreadpoolController
 from ..face.landmarks import GROUPS, MESH_TRIANGLES, face_size, signed_areas
 from .creases import SHADOW_TINT, CreaseConfig, flatten_folds, shade_creases
 from .eyes import EyeConfig, paint_eyes
-from .mouth import (LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, polygon_mask, teeth_strip,
-                    upper_lip_drop)
+from .mouth import LOWER_CHAIN, UPPER_CHAIN, MouthConfig, MouthPainter, mouth_change, teeth_strip, upper_lip_drop
 from .mouth_bank import BankConfig, MouthBank
+from .raster import SUBPIXEL_BITS, clipped_box, polygon_mask
 
 __all__ = ["WarpConfig", "WarpRenderer", "anchor_ring"]
 
@@ -60,7 +60,6 @@ N_MESH = 468
 
 _FACE_OVAL = GROUPS["face_oval"]
 _OUTER_LIPS = GROUPS["outer_lips"]
-_SUBPIXEL_BITS = 4                       # fixed-point bits for OpenCV polygon rasterising
 _FOLD_DEAD_ZONE = 0.04                   # log compression that makes no visible fold
 _FOLD_MAX = 0.3                          # folds darken the skin by at most this
 _TEETH_CANDIDATES = 8                    # a video's most open frames tried for the teeth to show
@@ -103,14 +102,6 @@ def anchor_ring(source: np.ndarray, target: np.ndarray, margin_px: float, count:
     return centre + (reach + margin_px)[:, None] * directions
 
 
-def _clipped_box(points: np.ndarray, pad: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """Integer box ``(x0, y0, x1, y1)`` (x1, y1 exclusive) around ``points`` ``(K, 2)``,
-    padded by ``pad`` pixels and clipped to the frame; empty when x1 <= x0 or y1 <= y0."""
-    low = np.floor(points.min(axis=0) - pad).astype(int)
-    high = np.ceil(points.max(axis=0) + pad).astype(int) + 1
-    return max(low[0], 0), max(low[1], 0), min(high[0], width), min(high[1], height)
-
-
 def _tessellation_faces() -> np.ndarray:
     """``(F, 3)`` triangles of the face mesh (:data:`~emoportrait.face.landmarks.MESH_TRIANGLES`)
     with the eyes filled by a fan of their contour; the mouth is left open."""
@@ -150,9 +141,9 @@ def _face_index(points: np.ndarray, faces: np.ndarray, origin: np.ndarray, shape
 
     Triangles are rasterised in order (later ones win where they overlap)."""
     index = np.full(shape, -1, np.int32)
-    corners = np.round((points[faces] - origin) * (1 << _SUBPIXEL_BITS)).astype(np.int32)
+    corners = np.round((points[faces] - origin) * (1 << SUBPIXEL_BITS)).astype(np.int32)
     for k, triangle in enumerate(corners):
-        cv2.fillConvexPoly(index, triangle, int(k), cv2.LINE_8, _SUBPIXEL_BITS)
+        cv2.fillConvexPoly(index, triangle, int(k), cv2.LINE_8, SUBPIXEL_BITS)
     return index
 
 
@@ -204,7 +195,7 @@ def _layout(target: np.ndarray, ring: np.ndarray, shape: tuple[int, int], source
     Triangles the target folds over (oriented otherwise than on the ``(N_MESH, 2)``
     ``source`` face) are drawn first, so where they overlap a neighbour the unfolded one wins.
     """
-    x0, y0, x1, y1 = _clipped_box(ring, 0.0, shape[1], shape[0])
+    x0, y0, x1, y1 = clipped_box(ring, 0.0, shape)
     if x1 <= x0 or y1 <= y0:
         return None
     low, high = ring.min(axis=0) - 1.0, ring.max(axis=0) + 1.0
@@ -418,8 +409,7 @@ class WarpRenderer:
         lips = target[_OUTER_LIPS, :2].astype(np.float64)
         width = float(np.ptp(lips[:, 0]))
         grown, band = (_grown(lips, share * config.paste_margin * width) for share in (1.0, 2.0))
-        height, frame_width = out.shape[:2]
-        x0, y0, x1, y1 = _clipped_box(band, 2.0, frame_width, height)
+        x0, y0, x1, y1 = clipped_box(band, 2.0, out.shape)
         if x1 <= x0 or y1 <= y0:
             return
         canvas = np.ascontiguousarray(frame).copy()
